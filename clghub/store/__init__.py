@@ -1,0 +1,1 @@
+"""The normalized store: tables, exact column types, migrations and the bulk upsert."""

@@ -1,0 +1,5 @@
+"""Imports every table module so ``SQLModel.metadata`` knows the whole schema."""
+
+from clghub.store import models
+
+__all__ = ["models"]

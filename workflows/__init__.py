@@ -1,0 +1,1 @@
+"""Workflows: one module per computation over the store (set-based SQL)."""
