@@ -1,5 +1,5 @@
 """Imports every table module so ``SQLModel.metadata`` knows the whole schema."""
 
-from clghub.store import models
+from clghub.store import models, revenue, value
 
-__all__ = ["models"]
+__all__ = ["models", "revenue", "value"]
