@@ -1,0 +1,1 @@
+"""Ingest: the stream protocol, mappings, identity and the sync runner."""
