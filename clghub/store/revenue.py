@@ -28,12 +28,20 @@ def _computed() -> Any:
 
 
 class ArrMonth(SQLModel, table=True):
-    """ARR per account at the end of each month (the ledger)."""
+    """ARR per account at the end of each month (the ledger).
+
+    Only months with ARR above zero have a row; a missing month is zero. The
+    month ``as_of`` falls in is valued on ``as_of`` (the month is not over).
+
+    ``account_id`` has no foreign key on purpose: the table is rebuilt from
+    the deals of existing accounts on every run (millions of rows on a large
+    store), and a per-row key check would double the cost of writing it.
+    """
 
     __tablename__ = "arr_month"
     __table_args__ = (Index("ix_arr_month_month", "month"),)
 
-    account_id: int = Field(foreign_key="account.id", primary_key=True)
+    account_id: int = Field(primary_key=True)
     month: date = Field(primary_key=True)
     """First day of the month; ARR is the figure on its last day."""
     arr: Decimal = _money()
@@ -49,7 +57,8 @@ class ArrMovement(SQLModel, table=True):
     period_kind: str = Field(primary_key=True, max_length=8)
     """month or quarter."""
     period_start: date = Field(primary_key=True)
-    account_id: int = Field(foreign_key="account.id", primary_key=True)
+    account_id: int = Field(primary_key=True)
+    """No foreign key, as in :class:`ArrMonth` (rebuilt on every run)."""
     kind: str = Field(max_length=16, nullable=False)
     """new, expansion, contraction, churn or reactivation."""
     start_arr: Decimal = _money()
@@ -84,7 +93,10 @@ class Retention(SQLModel, table=True):
     end_arr: Decimal = _money()
     start_logos: int = Field(default=0, nullable=False)
     new_logos: int = Field(default=0, nullable=False)
+    reactivated_logos: int = Field(default=0, nullable=False)
     churned_logos: int = Field(default=0, nullable=False)
+    end_logos: int = Field(default=0, nullable=False)
+    """start + new + reactivated - churned."""
     nrr: float | None = None
     grr: float | None = None
     logo_retention: float | None = None
@@ -146,9 +158,10 @@ class Incentive(SQLModel, table=True):
     period_start: date = Field(nullable=False)
     period_end: date = Field(nullable=False)
     team: str = Field(max_length=16, nullable=False)
-    """marketing, sales or cs."""
+    """marketing, sales or cs; "pool" for the period's whole pool."""
     person_key: str = Field(max_length=128, nullable=False)
-    """A person id, a lead source (marketing), or "(team)" for the team total."""
+    """A person id, a lead source (marketing), "(unassigned)", "(team)" for the
+    team total, or "(pool)" on the pool row."""
     person_name: str | None = Field(default=None, sa_type=Text)
     amount: Decimal = _money()
     accounts: int = Field(default=0, nullable=False)
@@ -166,6 +179,10 @@ class IncentiveDetail(SQLModel, table=True):
     account_id: int = Field(foreign_key="account.id", nullable=False)
     kind: str = Field(max_length=16, nullable=False)
     """new_logo, clv_growth, contraction or clawback."""
+    clv_start: Decimal | None = _money(nullable=True)
+    """CLV at the start of the period (empty for a new logo and a clawback)."""
+    clv_end: Decimal | None = _money(nullable=True)
+    """CLV at the end of the period (empty for a clawback)."""
     clv_delta: Decimal = _money()
     pool_delta: Decimal = _money()
     """rate x clv_delta: this account's contribution to the pool (negative for clawbacks)."""

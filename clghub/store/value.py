@@ -1,4 +1,12 @@
-"""Snapshot tables of the value workflows: value scores and drivers, time-to-value, plays."""
+"""Snapshot tables of the value workflows: value scores and drivers, time-to-value, plays.
+
+``account_id`` is an ``account.id`` everywhere. The tables every run rebuilds
+(``value_score``, ``value_driver``, ``time_to_value``) carry no foreign key:
+their rows are computed from the account rows in the same transaction, so
+the reference holds by construction, and PostgreSQL's row-by-row reference
+check cost as much as computing a snapshot. ``play`` keeps its foreign key:
+its rows are few and outlive the runs that open them.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +32,7 @@ class ValueScore(SQLModel, table=True):
     __tablename__ = "value_score"
     __table_args__ = (Index("ix_value_score_as_of", "as_of"),)
 
-    account_id: int = Field(foreign_key="account.id", primary_key=True)
+    account_id: int = Field(primary_key=True)
     as_of: date = Field(primary_key=True)
     segment: str | None = Field(default=None, max_length=64)
     score: float = Field(nullable=False)
@@ -42,8 +50,9 @@ class ValueDriver(SQLModel, table=True):
     """One driver of one account's score on one day: raw value, 0-100 score, weight."""
 
     __tablename__ = "value_driver"
+    __table_args__ = (Index("ix_value_driver_as_of", "as_of"),)
 
-    account_id: int = Field(foreign_key="account.id", primary_key=True)
+    account_id: int = Field(primary_key=True)
     as_of: date = Field(primary_key=True)
     driver: str = Field(primary_key=True, max_length=32)
     raw: float | None = None
@@ -58,8 +67,12 @@ class TimeToValue(SQLModel, table=True):
 
     __tablename__ = "time_to_value"
 
-    account_id: int = Field(foreign_key="account.id", primary_key=True)
+    account_id: int = Field(primary_key=True)
+    as_of: date = Field(nullable=False)
+    """The day this was computed for (later usage cannot count)."""
+    segment: str | None = Field(default=None, max_length=64)
     contract_start: date = Field(nullable=False)
+    """Start of the account's first contract."""
     first_value_day: date | None = None
     days: int | None = None
     """Days to first value; empty while not reached."""

@@ -67,7 +67,9 @@ def upgrade() -> None:
     sa.Column('end_arr', clghub.store.types.Money(), nullable=False),
     sa.Column('start_logos', sa.Integer(), nullable=False),
     sa.Column('new_logos', sa.Integer(), nullable=False),
+    sa.Column('reactivated_logos', sa.Integer(), nullable=False),
     sa.Column('churned_logos', sa.Integer(), nullable=False),
+    sa.Column('end_logos', sa.Integer(), nullable=False),
     sa.Column('nrr', sa.Float(), nullable=True),
     sa.Column('grr', sa.Float(), nullable=True),
     sa.Column('logo_retention', sa.Float(), nullable=True),
@@ -80,7 +82,6 @@ def upgrade() -> None:
     sa.Column('month', sa.Date(), nullable=False),
     sa.Column('arr', clghub.store.types.Money(), nullable=False),
     sa.Column('computed_at', clghub.store.types.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['account_id'], ['account.id'], ),
     sa.PrimaryKeyConstraint('account_id', 'month')
     )
     with op.batch_alter_table('arr_month', schema=None) as batch_op:
@@ -95,7 +96,6 @@ def upgrade() -> None:
     sa.Column('end_arr', clghub.store.types.Money(), nullable=False),
     sa.Column('amount', clghub.store.types.Money(), nullable=False),
     sa.Column('computed_at', clghub.store.types.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['account_id'], ['account.id'], ),
     sa.PrimaryKeyConstraint('period_kind', 'period_start', 'account_id')
     )
     with op.batch_alter_table('arr_movement', schema=None) as batch_op:
@@ -126,6 +126,8 @@ def upgrade() -> None:
     sa.Column('period', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('account_id', sa.Integer(), nullable=False),
     sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('clv_start', clghub.store.types.Money(), nullable=True),
+    sa.Column('clv_end', clghub.store.types.Money(), nullable=True),
     sa.Column('clv_delta', clghub.store.types.Money(), nullable=False),
     sa.Column('pool_delta', clghub.store.types.Money(), nullable=False),
     sa.Column('team', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
@@ -159,13 +161,14 @@ def upgrade() -> None:
 
     op.create_table('time_to_value',
     sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.Column('as_of', sa.Date(), nullable=False),
+    sa.Column('segment', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('contract_start', sa.Date(), nullable=False),
     sa.Column('first_value_day', sa.Date(), nullable=True),
     sa.Column('days', sa.Integer(), nullable=True),
     sa.Column('activated', sa.Boolean(), nullable=False),
     sa.Column('overdue', sa.Boolean(), nullable=False),
     sa.Column('computed_at', clghub.store.types.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['account_id'], ['account.id'], ),
     sa.PrimaryKeyConstraint('account_id')
     )
     op.create_table('value_driver',
@@ -176,9 +179,11 @@ def upgrade() -> None:
     sa.Column('score', sa.Float(), nullable=True),
     sa.Column('weight', sa.Float(), nullable=False),
     sa.Column('effective_weight', sa.Float(), nullable=False),
-    sa.ForeignKeyConstraint(['account_id'], ['account.id'], ),
     sa.PrimaryKeyConstraint('account_id', 'as_of', 'driver')
     )
+    with op.batch_alter_table('value_driver', schema=None) as batch_op:
+        batch_op.create_index('ix_value_driver_as_of', ['as_of'], unique=False)
+
     op.create_table('value_score',
     sa.Column('account_id', sa.Integer(), nullable=False),
     sa.Column('as_of', sa.Date(), nullable=False),
@@ -190,7 +195,6 @@ def upgrade() -> None:
     sa.Column('explanation', sa.Text(), nullable=True),
     sa.Column('drivers', sa.JSON(), nullable=True),
     sa.Column('computed_at', clghub.store.types.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['account_id'], ['account.id'], ),
     sa.PrimaryKeyConstraint('account_id', 'as_of')
     )
     with op.batch_alter_table('value_score', schema=None) as batch_op:
@@ -205,6 +209,9 @@ def downgrade() -> None:
         batch_op.drop_index('ix_value_score_as_of')
 
     op.drop_table('value_score')
+    with op.batch_alter_table('value_driver', schema=None) as batch_op:
+        batch_op.drop_index('ix_value_driver_as_of')
+
     op.drop_table('value_driver')
     op.drop_table('time_to_value')
     with op.batch_alter_table('play', schema=None) as batch_op:
