@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Index, Table, Text, UniqueConstraint
+from sqlalchemy import JSON, Float, Index, LargeBinary, Table, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from clghub.store.types import Money, UTCDateTime
@@ -34,6 +34,7 @@ __all__ = [
     "Person",
     "Quarantine",
     "RunLock",
+    "ScheduledJob",
     "SourceLink",
     "SyncRun",
     "SyncState",
@@ -78,6 +79,23 @@ class _SourceRecord(_Tracked):
     source_id: str = Field(max_length=64, nullable=False)
     source_modified_at: datetime | None = _ts()
     is_deleted: bool = Field(default=False, nullable=False)
+
+
+class _AccountRecord(_SourceRecord):
+    """A source record that belongs to an account, resolved from ``account_ref``."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_ref: str | None = Field(default=None, max_length=64)
+    """The account's id in the same source."""
+    account_id: int | None = Field(default=None, foreign_key="account.id")
+
+
+def _account_record_args(table: str, *account_index: str) -> tuple[Any, ...]:
+    return (
+        UniqueConstraint("source", "source_id", name=f"uq_{table}_source"),
+        Index(f"ix_{table}_account", "account_id", *account_index),
+        Index(f"ix_{table}_unlinked", "source", "account_ref", "account_id"),
+    )
 
 
 # --------------------------------------------------------------------------- customers
@@ -174,17 +192,9 @@ class Person(_SourceRecord, table=True):
     is_active: bool = Field(default=True, nullable=False)
 
 
-class Contact(_SourceRecord, table=True):
+class Contact(_AccountRecord, table=True):
     __tablename__ = "contact"
-    __table_args__ = (
-        UniqueConstraint("source", "source_id", name="uq_contact_source"),
-        Index("ix_contact_account", "account_id"),
-        Index("ix_contact_unlinked", "source", "account_ref", "account_id"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    account_ref: str | None = Field(default=None, max_length=64)
-    account_id: int | None = Field(default=None, foreign_key="account.id")
+    __table_args__ = _account_record_args("contact")
     name: str | None = Field(default=None, sa_type=Text)
     email: str | None = Field(default=None, max_length=255)
     title: str | None = Field(default=None, max_length=255)
@@ -192,19 +202,11 @@ class Contact(_SourceRecord, table=True):
     """economic_buyer, champion, user or other."""
 
 
-class Opportunity(_SourceRecord, table=True):
+class Opportunity(_AccountRecord, table=True):
     """A deal: new business, renewal, expansion or contraction."""
 
     __tablename__ = "opportunity"
-    __table_args__ = (
-        UniqueConstraint("source", "source_id", name="uq_opportunity_source"),
-        Index("ix_opportunity_account", "account_id"),
-        Index("ix_opportunity_unlinked", "source", "account_ref", "account_id"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    account_ref: str | None = Field(default=None, max_length=64)
-    account_id: int | None = Field(default=None, foreign_key="account.id")
+    __table_args__ = _account_record_args("opportunity")
     name: str | None = Field(default=None, sa_type=Text)
     type: str | None = Field(default=None, max_length=32)
     """new, renewal, expansion or contraction."""
@@ -222,17 +224,9 @@ class Opportunity(_SourceRecord, table=True):
     lead_source: str | None = Field(default=None, max_length=128)
 
 
-class Ticket(_SourceRecord, table=True):
+class Ticket(_AccountRecord, table=True):
     __tablename__ = "ticket"
-    __table_args__ = (
-        UniqueConstraint("source", "source_id", name="uq_ticket_source"),
-        Index("ix_ticket_account", "account_id"),
-        Index("ix_ticket_unlinked", "source", "account_ref", "account_id"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    account_ref: str | None = Field(default=None, max_length=64)
-    account_id: int | None = Field(default=None, foreign_key="account.id")
+    __table_args__ = _account_record_args("ticket")
     subject: str | None = Field(default=None, sa_type=Text)
     priority: str | None = Field(default=None, max_length=16)
     """low, medium, high or urgent."""
@@ -242,19 +236,11 @@ class Ticket(_SourceRecord, table=True):
     csat: float | None = None
 
 
-class Activity(_SourceRecord, table=True):
+class Activity(_AccountRecord, table=True):
     """Meetings, calls and emails: executive engagement is read from here."""
 
     __tablename__ = "activity"
-    __table_args__ = (
-        UniqueConstraint("source", "source_id", name="uq_activity_source"),
-        Index("ix_activity_account", "account_id", "occurred_at"),
-        Index("ix_activity_unlinked", "source", "account_ref", "account_id"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    account_ref: str | None = Field(default=None, max_length=64)
-    account_id: int | None = Field(default=None, foreign_key="account.id")
+    __table_args__ = _account_record_args("activity", "occurred_at")
     contact_ref: str | None = Field(default=None, max_length=64)
     kind: str | None = Field(default=None, max_length=32)
     """meeting, call, email, task or other."""
@@ -371,6 +357,16 @@ class IdentityConflict(SQLModel, table=True):
     detail: str | None = Field(default=None, sa_type=Text)
     first_seen_at: datetime = _stamp()
     last_seen_at: datetime = _stamp()
+
+
+class ScheduledJob(SQLModel, table=True):
+    """APScheduler's job store (its own layout), created by clghub's migrations."""
+
+    __tablename__ = "apscheduler_jobs"
+
+    id: str = Field(primary_key=True, max_length=191)
+    next_run_time: float | None = Field(default=None, index=True, sa_type=Float(precision=25))
+    job_state: bytes = Field(sa_type=LargeBinary, nullable=False)
 
 
 class RunLock(SQLModel, table=True):

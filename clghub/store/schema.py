@@ -1,5 +1,5 @@
 """Imports every table module so ``SQLModel.metadata`` knows the whole schema."""
 
-from clghub.store import models, revenue, value
+from clghub.store import models, outputs, revenue, value
 
-__all__ = ["models", "revenue", "value"]
+__all__ = ["models", "outputs", "revenue", "value"]

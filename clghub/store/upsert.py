@@ -7,13 +7,13 @@ and the counts say what really happened.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, or_, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import JSON, Connection, Table, Text, cast, text
 from sqlalchemy.exc import StatementError
 
 from clghub.store.models import utcnow
@@ -44,21 +44,21 @@ class UpsertCounts:
 
 
 def dedupe_by_key(
-    rows: Iterable[Mapping[str, Any]], key: Sequence[str]
+    rows: Iterable[dict[str, Any]], key: Sequence[str]
 ) -> tuple[list[dict[str, Any]], int]:
     """Keep the last row for each key (a page may repeat a record); count the rest."""
     seen: dict[tuple[Any, ...], dict[str, Any]] = {}
     total = 0
     for row in rows:
         total += 1
-        seen[tuple(row[k] for k in key)] = dict(row)
+        seen[tuple([row[k] for k in key])] = row
     return list(seen.values()), total - len(seen)
 
 
 def upsert(
     connection: Connection,
     table: Table,
-    rows: Iterable[Mapping[str, Any]],
+    rows: Iterable[dict[str, Any]],
     *,
     key: Sequence[str],
     compare: Sequence[str] | None = None,
@@ -68,7 +68,8 @@ def upsert(
 
     ``compare`` lists the columns whose change counts as an update (default:
     every column the rows carry except the key). Rows must all carry the
-    same columns. Runs inside the caller's transaction.
+    same columns; they are completed in place with the bookkeeping columns.
+    Runs inside the caller's transaction.
     """
     batch, duplicates = dedupe_by_key(rows, key)
     counts = UpsertCounts(duplicates=duplicates)
@@ -89,55 +90,104 @@ def upsert(
             row["row_version"] = 1
         columns = list(batch[0])
 
+    _fill_defaults(table, batch)
     if connection.dialect.name == "postgresql":
         returned = _upsert_unnest(connection, table, batch, key, compared, tracked)
-        if tracked:
-            inserted = sum(1 for v in returned if v == 1)
-            counts.inserted += inserted
-            counts.updated += len(returned) - inserted
-            counts.unchanged += len(batch) - len(returned)
-        else:
-            counts.updated += len(returned)
-            counts.unchanged += len(batch) - len(returned)
-        return counts
-    statement = _statement(connection.dialect.name, table, tuple(key), tuple(compared), tracked)
-    if tracked:
-        # executemany + RETURNING: SQLAlchemy's "insertmanyvalues" sends
-        # multi-row VALUES pages from one cached compiled statement.
-        versions = connection.execute(statement, batch).scalars().all()
-        inserted = sum(1 for v in versions if v == 1)
-        counts.inserted += inserted
-        counts.updated += len(versions) - inserted
-        counts.unchanged += len(batch) - len(versions)
     else:
-        result = connection.execute(statement, batch)
-        changed = max(result.rowcount, 0)
-        counts.updated += changed
-        counts.unchanged += len(batch) - changed
+        returned = _upsert_values(connection, table, batch, key, compared, tracked)
+    if tracked:
+        inserted = sum(1 for v in returned if v == 1)
+        counts.inserted += inserted
+        counts.updated += len(returned) - inserted
+    else:
+        counts.updated += len(returned)
+    counts.unchanged += len(batch) - len(returned)
     return counts
 
 
-def _statement(
-    dialect: str, table: Table, key: tuple[str, ...], compared: tuple[str, ...], tracked: bool
-) -> Any:
-    insert_fn: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert_fn(table)
-    excluded = statement.excluded
-    targets = [table.c[k] for k in key]
+# SQLite allows 32,766 bound parameters in one statement.
+_SQLITE_MAX_PARAMS = 32_000
+_SQLITE_STATEMENTS: dict[tuple[Any, ...], str] = {}
+
+
+def _upsert_values(
+    connection: Connection,
+    table: Table,
+    batch: list[dict[str, Any]],
+    key: Sequence[str],
+    compared: Sequence[str],
+    tracked: bool,
+) -> list[Any]:
+    """SQLite: multi-row VALUES statements, bind processing done column by column.
+
+    Going through SQLAlchemy's executemany costs a dictionary and a round of
+    type processors per row; for pages of thousands of rows that was most of
+    a sync's time. The SQL text is cached per table and shape.
+    """
+    dialect = connection.dialect
+    columns = list(batch[0])
+    processors = [table.c[c].type.bind_processor(dialect) for c in columns]
+    values = [[row[c] for row in batch] for c in columns]
+    try:
+        for index, process in enumerate(processors):
+            if process is None:
+                continue
+            column = values[index]
+            first = column[0]
+            if all(v is first for v in column):
+                # A constant column (the batch's timestamps): process it once.
+                values[index] = [process(first)] * len(column)
+            else:
+                values[index] = [process(v) for v in column]
+    except (TypeError, ValueError) as exc:
+        raise StatementError(f"({type(exc).__name__}) {exc}", f"upsert {table.name}", None, exc) from exc
+    rows = list(zip(*values, strict=True))
+    per_statement = max(1, _SQLITE_MAX_PARAMS // len(columns))
+    returned: list[Any] = []
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        sql = _sqlite_sql(dialect, table, tuple(columns), tuple(key), tuple(compared), tracked, len(chunk))
+        params = tuple(v for row in chunk for v in row)
+        result = connection.exec_driver_sql(sql, params)
+        returned.extend(r[0] for r in result.fetchall())
+    return returned
+
+
+def _sqlite_sql(
+    dialect: Any,
+    table: Table,
+    columns: tuple[str, ...],
+    key: tuple[str, ...],
+    compared: tuple[str, ...],
+    tracked: bool,
+    rows: int,
+) -> str:
+    cache_key = (table.name, columns, key, compared, tracked, rows)
+    cached = _SQLITE_STATEMENTS.get(cache_key)
+    if cached is not None:
+        return cached
+    quote = dialect.identifier_preparer.quote
+    target = dialect.identifier_preparer.format_table(table)
+    placeholder = "(" + ", ".join("?" for _ in columns) + ")"
+    sql = [
+        f"INSERT INTO {target} ({', '.join(quote(c) for c in columns)}) VALUES "
+        + ", ".join(placeholder for _ in range(rows))
+    ]
+    conflict = ", ".join(quote(k) for k in key)
     if compared:
-        assignments: dict[str, Any] = {c: excluded[c] for c in compared}
+        sets = [f"{quote(c)} = excluded.{quote(c)}" for c in compared]
         if tracked:
-            assignments["updated_at"] = excluded["updated_at"]
-            assignments["row_version"] = table.c.row_version + 1
-        changed = or_(*(table.c[c].is_distinct_from(excluded[c]) for c in compared))
-        statement = statement.on_conflict_do_update(
-            index_elements=targets, set_=assignments, where=changed
-        )
+            sets += ["updated_at = excluded.updated_at", f"row_version = {target}.row_version + 1"]
+        differs = " OR ".join(f"{target}.{quote(c)} IS NOT excluded.{quote(c)}" for c in compared)
+        sql.append(f"ON CONFLICT ({conflict}) DO UPDATE SET {', '.join(sets)} WHERE {differs}")
     else:
-        statement = statement.on_conflict_do_nothing(index_elements=targets)
-    if tracked:
-        statement = statement.returning(table.c.row_version)
-    return statement
+        sql.append(f"ON CONFLICT ({conflict}) DO NOTHING")
+    sql.append("RETURNING row_version" if tracked else "RETURNING 1")
+    text_sql = "\n".join(sql)
+    if len(_SQLITE_STATEMENTS) > 512:
+        _SQLITE_STATEMENTS.clear()
+    _SQLITE_STATEMENTS[cache_key] = text_sql
+    return text_sql
 
 
 def _upsert_unnest(
@@ -162,6 +212,11 @@ def _upsert_unnest(
         column = table.c[name]
         process = column.type.bind_processor(dialect)
         values = [row[name] for row in batch]
+        if isinstance(column.type, JSON):
+            # The driver adapts a dict but not a list of dicts: send JSON text.
+            arrays[f"p{index}"] = [None if v is None else json.dumps(v, sort_keys=True) for v in values]
+            casts.append(f"CAST(CAST(:p{index} AS TEXT[]) AS JSON[])")
+            continue
         try:
             arrays[f"p{index}"] = [process(v) for v in values] if process else values
         except (TypeError, ValueError) as exc:
@@ -184,14 +239,46 @@ def _upsert_unnest(
         if tracked:
             sets += ["updated_at = EXCLUDED.updated_at", f"row_version = {target}.row_version + 1"]
         differs = " OR ".join(
-            f"{target}.{q} IS DISTINCT FROM EXCLUDED.{q}"
-            for q in (dialect.identifier_preparer.quote(c) for c in compared)
+            (
+                f"CAST({target}.{q} AS TEXT) IS DISTINCT FROM CAST(EXCLUDED.{q} AS TEXT)"
+                if isinstance(table.c[c].type, JSON)
+                else f"{target}.{q} IS DISTINCT FROM EXCLUDED.{q}"
+            )
+            for c, q in ((c, dialect.identifier_preparer.quote(c)) for c in compared)
         )
         sql.append(f"ON CONFLICT ({conflict}) DO UPDATE SET {', '.join(sets)} WHERE {differs}")
     else:
         sql.append(f"ON CONFLICT ({conflict}) DO NOTHING")
     sql.append("RETURNING row_version" if tracked else "RETURNING 1")
     return list(connection.execute(text("\n".join(sql)), arrays).scalars().all())
+
+
+def _fill_defaults(table: Table, batch: list[dict[str, Any]]) -> None:
+    """Apply the columns' Python-side defaults to rows that omit them.
+
+    SQLAlchemy does this for its own INSERTs; the unnest statement is ours,
+    so both paths fill defaults here and behave alike.
+    """
+    present = set(batch[0])
+    for column in table.columns:
+        default = column.default
+        if column.name in present or default is None or column.primary_key:
+            continue
+        if getattr(default, "is_scalar", False):
+            value = getattr(default, "arg", None)
+            for row in batch:
+                row[column.name] = value
+        elif getattr(default, "is_callable", False):
+            make = getattr(default, "arg")  # noqa: B009 - typed as Any by SQLAlchemy
+            for row in batch:
+                row[column.name] = make(None)
+
+
+def _differs(current: Any, incoming: Any) -> Any:
+    """IS DISTINCT FROM, comparing JSON as text (PostgreSQL's json has no equality)."""
+    if isinstance(current.type, JSON):
+        return cast(current, Text).is_distinct_from(cast(incoming, Text))
+    return current.is_distinct_from(incoming)
 
 
 def _array_type(compiled: str) -> str:
