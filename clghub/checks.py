@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from clghub.config import ClghubConfig
 
-__all__ = ["CheckResult", "run_checks"]
+__all__ = ["CheckResult", "config_check", "store_check"]
 
 
 @dataclass
@@ -18,7 +17,7 @@ class CheckResult:
     hints: list[str] = field(default_factory=list)
 
 
-def _config_check(config: ClghubConfig) -> CheckResult:
+def config_check(config: ClghubConfig) -> CheckResult:
     enabled = [
         name
         for name in ("salesforce", "hubspot", "product_usage")
@@ -28,7 +27,7 @@ def _config_check(config: ClghubConfig) -> CheckResult:
     return CheckResult("config", True, detail)
 
 
-def _store_check(config: ClghubConfig) -> CheckResult:
+def store_check(config: ClghubConfig) -> CheckResult:
     from sqlalchemy.exc import SQLAlchemyError
 
     from clghub.store.engine import create_store_engine, describe_url, store_url
@@ -62,19 +61,3 @@ def _store_check(config: ClghubConfig) -> CheckResult:
         f"{describe_url(url)}: schema {current or 'empty'}, needs {head}",
         ["run: clghub migrate"],
     )
-
-
-def run_checks(config: ClghubConfig, *, offline: bool = False) -> list[CheckResult]:
-    """``offline`` skips every check that contacts a service."""
-    checks: list[Callable[[ClghubConfig], CheckResult | Iterable[CheckResult]]] = [
-        _config_check,
-        _store_check,
-    ]
-    results: list[CheckResult] = []
-    for check in checks:
-        outcome = check(config)
-        if isinstance(outcome, CheckResult):
-            results.append(outcome)
-        else:
-            results.extend(outcome)
-    return results

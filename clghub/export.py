@@ -128,3 +128,152 @@ def write_csv(out: TextIO, columns: list[str], rows: Iterator[dict[str, Any]]) -
         )
         count += 1
     return count
+
+
+# --------------------------------------------------------------------------- value workflows
+# Value scores, their drivers, time to value and plays (clghub.workflows.value_score,
+# time_to_value, plays).
+
+
+def _value_table(name: str, *order: str) -> Callable[[dict[str, Any]], Select[Any]]:
+    from sqlmodel import SQLModel
+
+    from clghub.store import value
+
+    models: dict[str, type[SQLModel]] = {
+        "value_score": value.ValueScore,
+        "value_driver": value.ValueDriver,
+        "time_to_value": value.TimeToValue,
+        "play": value.Play,
+    }
+    return _table(table_of(models[name]), *order)
+
+
+def _time_to_value_summary(options: dict[str, Any]) -> Select[Any]:
+    from clghub.config.models import ClghubConfig
+    from clghub.workflows.time_to_value import summary_query
+
+    config = options.get("config")
+    return summary_query(config if isinstance(config, ClghubConfig) else ClghubConfig())
+
+
+register_export(
+    "value_scores",
+    "value score per account and day: band, 30/90-day trend, explanation",
+    _value_table("value_score", "as_of", "account_id"),
+)
+register_export(
+    "value_drivers",
+    "each driver of each value score: raw value, 0-100 score, weights",
+    _value_table("value_driver", "as_of", "account_id", "driver"),
+)
+register_export(
+    "time_to_value",
+    "days from first contract start to first value, per account",
+    _value_table("time_to_value", "account_id"),
+)
+register_export(
+    "time_to_value_summary",
+    "median days to first value and activation rate per cohort",
+    _time_to_value_summary,
+)
+register_export(
+    "plays", "alerts per account and condition, open and cleared", _value_table("play", "id")
+)
+
+
+# --------------------------------------------------------------------------- revenue workflows
+# The ARR ledger and bridge, retention, CLV and incentives (clghub.workflows.arr,
+# retention, clv, incentives).
+
+
+def _revenue_table(name: str, *order: str) -> Callable[[dict[str, Any]], Select[Any]]:
+    from sqlmodel import SQLModel
+
+    from clghub.store import revenue
+
+    tables: dict[str, type[SQLModel]] = {
+        "arr_month": revenue.ArrMonth,
+        "arr_movement": revenue.ArrMovement,
+        "retention": revenue.Retention,
+        "clv": revenue.Clv,
+        "clv_model": revenue.ClvModel,
+    }
+    return _table(table_of(tables[name]), *order)
+
+
+def _incentives(options: dict[str, Any]) -> Select[Any]:
+    from clghub.store import revenue
+
+    if options.get("detail"):
+        detail = table_of(revenue.IncentiveDetail)
+        return select(detail).order_by(
+            detail.c.period, detail.c.team, detail.c.person_key, detail.c.account_id, detail.c.kind
+        )
+    incentive = table_of(revenue.Incentive)
+    return select(incentive).order_by(incentive.c.period, incentive.c.team, incentive.c.person_key)
+
+
+register_export(
+    "arr",
+    "the ARR ledger: ARR per account at the end of each month it had any",
+    _revenue_table("arr_month", "account_id", "month"),
+)
+register_export(
+    "arr_movements",
+    "each account's ARR bridge movement per month and fiscal quarter",
+    _revenue_table("arr_movement", "period_kind", "period_start", "account_id"),
+)
+register_export(
+    "retention",
+    "ARR bridge, NRR, GRR and logo retention per period (month, quarter, ttm) and cohort",
+    _revenue_table("retention", "period_kind", "period_start", "cohort_dim", "cohort_value"),
+)
+register_export(
+    "clv",
+    "customer lifetime value per account and day, with growth since the previous snapshot",
+    _revenue_table("clv", "as_of", "account_id"),
+)
+register_export(
+    "clv_models",
+    "fitted sBG retention models per segment and day, with fit diagnostics",
+    _revenue_table("clv_model", "as_of", "segment"),
+)
+register_export(
+    "incentives",
+    "incentive pool per period, team and person; --detail: every account behind each figure",
+    _incentives,
+)
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def _outputs_table(name: str, *order: str) -> Callable[[dict[str, Any]], Select[Any]]:
+    from sqlmodel import SQLModel
+
+    from clghub.store import outputs
+
+    tables: dict[str, type[SQLModel]] = {
+        "writeback_state": outputs.WritebackState,
+        "digest_post": outputs.DigestPost,
+        "play_delivery": outputs.PlayDelivery,
+    }
+    return _table(table_of(tables[name]), *order)
+
+
+register_export(
+    "writeback_state",
+    "per CRM record and field: the value the CRM last confirmed, what is in flight, the last refusal",
+    _outputs_table("writeback_state", "crm", "record_id", "field"),
+)
+register_export(
+    "digest_posts",
+    "the leadership digests: one per week and channel, with the message ts and the NRR/GRR shown",
+    _outputs_table("digest_post", "period", "channel"),
+)
+register_export(
+    "play_deliveries",
+    "how each play was announced: the Slack message and the CRM task, with errors",
+    _outputs_table("play_delivery", "play_id"),
+)

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 
 from clghub.config import ClghubConfig
 from clghub.store import models
-from clghub.store.models import table_of
+from clghub.store.models import ScheduledJob, table_of
+from clghub.store.outputs import DigestPost, WritebackState
 
-__all__ = ["StatusSection", "collect_status", "register_status_section"]
-
-StatusSection = Callable[[Connection], Any]
-_EXTRA_SECTIONS: dict[str, StatusSection] = {}
-
-
-def register_status_section(name: str, section: StatusSection) -> None:
-    """Later stages (writeback, digest, scheduler) add their own section."""
-    _EXTRA_SECTIONS[name] = section
+__all__ = ["collect_status"]
 
 
 def _rows(connection: Connection, statement: Any) -> list[dict[str, Any]]:
@@ -98,6 +91,32 @@ def collect_status(
         .order_by(job.c.id.desc())
         .limit(recent),
     )
+    writeback = table_of(WritebackState)
+    failing = _rows(
+        connection,
+        select(
+            writeback.c.crm,
+            func.count(func.distinct(writeback.c.record_id)).label("records"),
+            func.max(writeback.c.last_error).label("example_error"),
+        )
+        .where(writeback.c.last_error.is_not(None))
+        .group_by(writeback.c.crm)
+        .order_by(writeback.c.crm),
+    )
+    digest = table_of(DigestPost)
+    last_digest = _rows(
+        connection,
+        select(digest.c.period, digest.c.channel, digest.c.state, digest.c.posted_at, digest.c.last_error)
+        .order_by(digest.c.period.desc(), digest.c.channel)
+        .limit(1),
+    )
+    scheduled = table_of(ScheduledJob)
+    next_runs = [
+        {"job": job, "next_run": datetime.fromtimestamp(moment, UTC) if moment else None}
+        for job, moment in connection.execute(
+            select(scheduled.c.id, scheduled.c.next_run_time).order_by(scheduled.c.next_run_time)
+        )
+    ]
     status: dict[str, Any] = {
         "jobs": jobs,
         "recent_jobs": recent_jobs,
@@ -105,7 +124,8 @@ def collect_status(
         "cursors": cursors,
         "quarantine": quarantined,
         "identity_conflicts": conflicts,
+        "writeback_failures": failing,
+        "last_digest": last_digest[0] if last_digest else None,
+        "next_runs": next_runs,
     }
-    for name, section in _EXTRA_SECTIONS.items():
-        status[name] = section(connection)
     return status

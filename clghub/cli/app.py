@@ -15,7 +15,14 @@ from typing import Annotated
 import typer
 
 from clghub import __version__
-from clghub.cli import commands_data
+from clghub.cli import (
+    commands_data,
+    commands_ops,
+    commands_outputs,
+    commands_pipeline,
+    commands_sandbox,
+    commands_score,
+)
 from clghub.cli.state import AppState, fail
 from clghub.config import ConfigError
 from clghub.config.secrets import REDACTOR
@@ -69,7 +76,15 @@ def root(
     ctx.obj = AppState(config_option=config, debug=debug or os.environ.get("CLGHUB_DEBUG") == "1")
 
 
+# The order of the help listing: the newcomer's command first, then a run's
+# stages in order, then operations and inspection.
+commands_ops.register_run(app)
+commands_pipeline.register(app)
+commands_score.register(app)
+commands_outputs.register(app)
+commands_ops.register_schedule(app)
 commands_data.register(app)
+commands_sandbox.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

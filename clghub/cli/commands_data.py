@@ -32,7 +32,7 @@ def check(
 
     Example: clghub --config clghub.toml check
     """
-    from clghub.checks import run_checks
+    from clghub.pipeline import run_checks
 
     state = state_of(ctx)
     config = state.config()

@@ -126,6 +126,8 @@ def _problems(exc: ValidationError, label: str) -> list[ConfigProblem]:
             message = f"unknown name '{error.get('input')}'; {_lower_first(message).replace('input should be', 'expected')}"
         elif kind == "literal_error":
             message = f"{_lower_first(message)} (got {_describe(error.get('input'))})"
+        elif message.startswith("Input should"):
+            message = _lower_first(message)
         # Tagged unions (str | SecretRef) add the member name to the location.
         loc = [
             part for part in loc if part not in ("str", "SecretRef", "function-plain[_validate()]")

@@ -45,6 +45,7 @@ __all__ = [
     "SlackConfig",
     "SourcesConfig",
     "StoreConfig",
+    "TicketWeights",
     "TimeToValueConfig",
     "ValueScoreConfig",
     "WritebackConfig",
@@ -112,6 +113,11 @@ class ReportingConfig(Section):
     fiscal_year_start_month: Annotated[int, Field(ge=1, le=12)] = 1
     as_of: str | None = None
     """Pin "today" (YYYY-MM-DD) for reproducible reports; empty means today."""
+    default_term_months: Annotated[int, Field(ge=1, le=120)] = 12
+    """Contract term of a won deal without a contract end date."""
+    renewal_grace_days: Annotated[int, Field(ge=0, le=366)] = 90
+    """A renewal starting at most this many days after the previous term ended
+    bridges the gap (a renewal closed late is not churn and reactivation)."""
 
     @field_validator("currency")
     @classmethod
@@ -128,6 +134,11 @@ class ReportingConfig(Section):
                 raise ValueError(f"'{code}' is not a three-letter currency code")
             if rate <= 0:
                 raise ValueError(f"rate for {code} must be positive")
+            if not exact_ratio_fits(rate):
+                raise ValueError(
+                    f"rate for {code} ({rate}) has too many digits to convert money exactly; "
+                    "round it to fewer decimal places"
+                )
         return value
 
     @field_validator("timezone")
@@ -143,6 +154,17 @@ class ReportingConfig(Section):
         if not re.match(r"^\d{4}-\d{2}-\d{2}$", value):
             raise ValueError("must be a date written YYYY-MM-DD")
         return value
+
+
+# Money is converted in SQL as integer units x numerator / denominator, with
+# 64-bit integers on both backends; this bound keeps every intermediate in range.
+_EXACT_RATIO_LIMIT = 2**62
+
+
+def exact_ratio_fits(value: Decimal | float) -> bool:
+    """Whether a rate or share, written as a decimal, converts money exactly in SQL."""
+    numerator, denominator = Decimal(str(value)).as_integer_ratio()
+    return denominator * (2 * abs(numerator) + 1) < _EXACT_RATIO_LIMIT
 
 
 def _check_timezone(value: str) -> str:
@@ -255,6 +277,7 @@ class RestUsageConfig(HttpSettings):
     next_cursor_path: str = "next_cursor"
     cursor_param: str = "cursor"
     page_param: str = "page"
+    per_page_param: str = "per_page"
     offset_param: str = "offset"
     limit_param: str = "limit"
     page_size: PositiveInt = 1000
@@ -295,6 +318,12 @@ class ProductUsageSourceConfig(Section):
         if self.enabled and getattr(self, self.kind) is None:
             raise _MissingForFlow(
                 self.kind, f"a [{self.kind}] table is required when kind = '{self.kind}'"
+            )
+        if self.records == "events" and self.kind != "files":
+            # Events are added to daily totals; only whole files can be read exactly once.
+            raise _MissingForFlow(
+                "records",
+                "events are read from files (kind = 'files'); aggregate REST and SQL feeds to daily rows",
             )
         return self
 
@@ -420,6 +449,16 @@ class SegmentScorecard(Section):
     bands: BandsConfig | None = None
 
 
+class TicketWeights(Section):
+    """How much one ticket of each priority adds to support friction."""
+
+    low: Annotated[float, Field(ge=0.0)] = 1.0
+    medium: Annotated[float, Field(ge=0.0)] = 2.0
+    """Also used for tickets without a (known) priority."""
+    high: Annotated[float, Field(ge=0.0)] = 4.0
+    urgent: Annotated[float, Field(ge=0.0)] = 8.0
+
+
 class ValueScoreConfig(Section):
     window_days: PositiveInt = 30
     """Usage window the adoption and breadth drivers look at."""
@@ -439,6 +478,33 @@ class ValueScoreConfig(Section):
     segments: dict[str, SegmentScorecard] = Field(default_factory=dict)
     """Per-segment overrides of driver settings and bands."""
     explain_top: Annotated[int, Field(ge=1, le=7)] = 3
+    min_coverage: Share = 0.2
+    """An account is scored only when drivers with data carry this share of its weights."""
+    outcome_cap: Annotated[float, Field(gt=0.0)] = 1.5
+    """Outcome progress (KPI / target) is capped here, so one outlier cannot dominate."""
+    breadth_roles_weight: Share = 0.2
+    """Share of breadth that comes from contact roles active (the rest: active users / seats)."""
+    roles_days: PositiveInt = 90
+    """A contact role counts as active with a meeting, call or email in this many days."""
+    friction_days: PositiveInt = 90
+    """Support friction counts the tickets opened in this many days."""
+    ticket_weights: TicketWeights = Field(default_factory=TicketWeights)
+    sentiment_days: PositiveInt = 180
+    """Sentiment averages the sentiment metric (and CSAT) over this many days."""
+    csat_weight: Share = 0.0
+    """Share of ticket CSAT (1-5, rescaled to 0-10) in sentiment; 0 means NPS only."""
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> ValueScoreConfig:
+        if sum(d.weight for d in self.drivers.values()) <= 0:
+            raise _MissingForFlow("drivers", "at least one driver needs a weight above 0")
+        for name, card in self.segments.items():
+            merged = {**self.drivers, **card.drivers}
+            if sum(d.weight for d in merged.values()) <= 0:
+                raise _MissingForFlow(
+                    f"segments.{name}.drivers", "at least one driver needs a weight above 0"
+                )
+        return self
 
 
 class TimeToValueConfig(Section):
@@ -453,10 +519,18 @@ class TimeToValueConfig(Section):
 
 class ClvConfig(Section):
     period_months: Annotated[int, Field(ge=1, le=36)] = 12
-    discount_rate: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.10
+    discount_rate: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.10
+    """Yearly. Above 0: undiscounted sBG lifetimes can be infinite (alpha <= 1)."""
     gross_margin: Annotated[float, Field(gt=0.0, le=1.0)] = 0.80
     min_cohort_accounts: PositiveInt = 30
     """A segment with fewer renewal-cohort accounts borrows the overall fit."""
+
+    @field_validator("gross_margin")
+    @classmethod
+    def _margin_exact(cls, value: float) -> float:
+        if not exact_ratio_fits(value):
+            raise ValueError(f"{value} has too many digits; round it to fewer decimal places")
+        return value
 
 
 class IncentivesConfig(Section):
@@ -465,13 +539,27 @@ class IncentivesConfig(Section):
     clawback_months: NonNegativeInt = 12
     contraction_nets: bool = True
     shares: dict[Team, Share] = Field(default_factory=_default_shares)
+    history_periods: Annotated[int, Field(ge=0, le=24)] = 4
+    """Closed periods before the current one that every run recomputes."""
+
+    @field_validator("rate")
+    @classmethod
+    def _rate_exact(cls, value: float) -> float:
+        if not exact_ratio_fits(value):
+            raise ValueError(f"{value} has too many digits; round it to fewer decimal places")
+        return value
 
     @field_validator("shares")
     @classmethod
     def _sum_to_one(cls, value: dict[Team, float]) -> dict[Team, float]:
-        total = sum(value.values())
-        if abs(total - 1.0) > 1e-9:
-            raise ValueError(f"shares must add up to 1.0, they add up to {total:g}")
+        for team, share in value.items():
+            if not exact_ratio_fits(share):
+                raise ValueError(
+                    f"share of {team} ({share}) has too many digits; round it to fewer decimal places"
+                )
+        total = sum(Decimal(str(share)) for share in value.values())
+        if total != 1:
+            raise ValueError(f"shares must add up to 1.0, they add up to {total}")
         return value
 
 
@@ -482,6 +570,9 @@ class PlaysConfig(Section):
     ttv_overdue: bool = True
     deliver_to: Literal["owner", "channel"] = "channel"
     crm_tasks: bool = False
+    group_above: Annotated[int, Field(ge=1, le=1000)] = 5
+    """More new plays than this for one recipient in one run go out as grouped
+    messages (20 plays each) instead of one message each."""
 
 
 # --------------------------------------------------------------------------- outputs
@@ -580,11 +671,11 @@ class ScheduleConfig(Section):
     @field_validator("jobs")
     @classmethod
     def _crons(cls, value: dict[JobName, str]) -> dict[JobName, str]:
-        from apscheduler.triggers.cron import CronTrigger
+        from clghub.cron import parse_cron
 
         for job, expression in value.items():
             try:
-                CronTrigger.from_crontab(expression, timezone="UTC")
+                parse_cron(expression, "UTC")
             except ValueError as exc:
                 raise _MissingForFlow(job, f"bad cron expression '{expression}': {exc}") from None
         return value

@@ -1,0 +1,167 @@
+"""`clghub schedule`: two schedulers on one PostgreSQL store, takeover, coalescing, the run lock."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+
+from clghub.lock import LockHeld, StoreLock, holding
+from clghub.store.engine import create_store_engine
+from clghub.store.migrate import upgrade
+from clghub.store.models import JobRun, table_of
+
+JOB = table_of(JobRun)
+TICK = 3  # seconds between scheduled runs in these tests
+
+
+def write_config(path: Path, store_url: str, *, grace: int = 2) -> Path:
+    path.write_text(
+        f'[store]\nurl = "{store_url}"\n'
+        f"[schedule]\nmisfire_grace_seconds = {grace}\nstandby_poll_seconds = 1\n"
+        f'[schedule.jobs]\nscore = "*/{TICK} * * * * *"\n'
+        '[reporting]\nas_of = "2026-06-30"\n'
+    )
+    return path
+
+
+class Scheduler:
+    def __init__(self, config: Path, log: Path) -> None:
+        self.log = log
+        self.handle = log.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "clghub", "--config", str(config), "schedule"],
+            stdout=self.handle,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+    def text(self) -> str:
+        return self.log.read_text()
+
+    @property
+    def active(self) -> bool:
+        return "scheduler active" in self.text()
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(60)
+        self.handle.close()
+
+
+@pytest.fixture
+def schedulers() -> Iterator[list[Scheduler]]:
+    started: list[Scheduler] = []
+    yield started
+    for scheduler in started:
+        scheduler.stop(signal.SIGKILL)
+
+
+def wait_for(condition: object, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(condition) and condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def scheduled_runs(engine: Engine) -> list[datetime]:
+    with engine.connect() as connection:
+        return list(
+            connection.execute(
+                select(JOB.c.started_at).where(JOB.c.job == "score", JOB.c.trigger == "schedule").order_by(JOB.c.started_at)
+            ).scalars()
+        )
+
+
+def assert_one_run_per_tick(starts: list[datetime]) -> None:
+    gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(starts)]
+    assert all(gap > TICK / 2 for gap in gaps), gaps
+
+
+@pytest.mark.postgres
+def test_two_schedulers_one_active_and_the_standby_takes_over(pg_url: str, tmp_path: Path, schedulers: list[Scheduler]) -> None:
+    engine = create_store_engine(pg_url)
+    upgrade(engine)
+    config = write_config(tmp_path / "clghub.toml", pg_url)
+    first = Scheduler(config, tmp_path / "first.log")
+    schedulers.append(first)
+    wait_for(lambda: first.active)
+    second = Scheduler(config, tmp_path / "second.log")
+    schedulers.append(second)
+    wait_for(lambda: "standing by" in second.text())
+    wait_for(lambda: len(scheduled_runs(engine)) >= 3, timeout=40)
+    assert not second.active
+    assert_one_run_per_tick(scheduled_runs(engine))
+
+    first.stop(signal.SIGKILL)
+    killed_at = time.monotonic()
+    wait_for(lambda: second.active, timeout=60)
+    assert time.monotonic() - killed_at < 60
+    before = len(scheduled_runs(engine))
+    wait_for(lambda: len(scheduled_runs(engine)) >= before + 2, timeout=40)
+    assert_one_run_per_tick(scheduled_runs(engine))
+    second.stop()
+    assert "scheduler stopped" in second.text()
+    engine.dispose()
+
+
+def test_missed_runs_coalesce_into_one(sqlite_url: str, tmp_path: Path, schedulers: list[Scheduler]) -> None:
+    engine = create_store_engine(sqlite_url)
+    upgrade(engine)
+    # A long grace: runs missed while no scheduler ran are still due, and coalesce.
+    config = write_config(tmp_path / "clghub.toml", sqlite_url, grace=600)
+    scheduler = Scheduler(config, tmp_path / "first.log")
+    schedulers.append(scheduler)
+    wait_for(lambda: len(scheduled_runs(engine)) >= 1, timeout=40)
+    scheduler.stop()
+    stopped = len(scheduled_runs(engine))
+    time.sleep(TICK * 4)  # about four ticks missed
+    restarted = Scheduler(config, tmp_path / "second.log")
+    schedulers.append(restarted)
+    wait_for(lambda: len(scheduled_runs(engine)) >= stopped + 1, timeout=40)
+    time.sleep(TICK / 2)
+    restarted.stop()
+    starts = scheduled_runs(engine)
+    catch_up = starts[stopped:]
+    # One catch-up run for the missed ticks, then at most the regular tick.
+    assert 1 <= len(catch_up) <= 2
+    assert_one_run_per_tick(starts)
+    engine.dispose()
+
+
+def test_run_lock_is_held_by_one_process_at_a_time(store_url: str) -> None:
+    engine = create_store_engine(store_url)
+    upgrade(engine)
+    with holding(engine, "run"):
+        other = StoreLock(engine, "run")
+        assert not other.try_acquire()
+        with pytest.raises(LockHeld), holding(engine, "run"):
+            pass
+    with holding(engine, "run"):
+        pass
+    engine.dispose()
+
+
+def test_a_stale_sqlite_lock_is_taken_over(sqlite_url: str) -> None:
+    engine = create_store_engine(sqlite_url)
+    upgrade(engine)
+    dead = StoreLock(engine, "run", stale_after=0.5, heartbeat=60)
+    assert dead.try_acquire()
+    dead._stop.set()  # the holder died: no more heartbeats
+    time.sleep(0.7)
+    taker = StoreLock(engine, "run", stale_after=0.5)
+    assert taker.try_acquire()
+    taker.release()
+    engine.dispose()
