@@ -59,14 +59,10 @@ class ProductUsageConnector:
         try:
             (stream_obj,) = self.streams(mapping)
             if isinstance(stream_obj, RestUsageStream):
-                response = stream_obj._get(
-                    stream_obj.config.path, {stream_obj.config.limit_param: 1}
-                )
+                status = stream_obj.probe()
                 return [
                     CheckResult(
-                        "product_usage",
-                        True,
-                        f"{stream_obj.config.base_url} answered {response.status_code}",
+                        "product_usage", True, f"{stream_obj.config.base_url} answered {status}"
                     )
                 ]
             if isinstance(stream_obj, SqlUsageStream):

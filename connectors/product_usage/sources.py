@@ -13,6 +13,7 @@ import glob
 import hashlib
 import json
 import logging
+import ssl
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,23 +82,33 @@ class RestUsageStream:
             base_url=config.base_url.rstrip("/"),
             headers=headers,
             timeout=config.timeout_seconds,
-            verify=config.ca_bundle or True,
+            verify=ssl.create_default_context(cafile=config.ca_bundle)
+            if config.ca_bundle
+            else True,
             transport=transport,
         )
         self.policy = RetryPolicy(
             max_retries=config.max_retries, max_wait=config.max_retry_wait_seconds
         )
 
-    def _get(self, url: str, params: dict[str, Any]) -> httpx.Response:
-        def send() -> httpx.Response:
+    def _get(self, url: str, params: dict[str, Any]) -> tuple[httpx.Response, Any]:
+        """One page: the response and its parsed body (a truncated body is retried too)."""
+
+        def send() -> tuple[httpx.Response, Any]:
             try:
                 # An empty params dict would wipe the query of a Link-header URL.
                 response = self.http.get(url, params=params or None)
             except httpx.HTTPError as exc:
                 raise classify_httpx_error(exc, "usage API") from None
-            return check_response(response, "usage API")
+            check_response(response, "usage API")
+            return response, response_json(response)
 
         return self.policy.call(send)
+
+    def probe(self) -> int:
+        """The status of a one-record request (``clghub check``)."""
+        response, _ = self._get(self.config.path, {self.config.limit_param: 1})
+        return response.status_code
 
     def read(self, state: StreamState) -> Iterator[Page]:
         cfg = self.config
@@ -123,8 +134,7 @@ class RestUsageStream:
                     params.setdefault(cfg.limit_param, cfg.page_size)
                 if since:
                     params[cfg.since_param] = since
-            response = self._get(url, params)
-            body = response_json(response)
+            response, body = self._get(url, params)
             records = dig(body, cfg.records_path) if cfg.records_path else body
             if not isinstance(records, list):
                 raise ValueError(f"usage API: no list at '{cfg.records_path}' in the response")

@@ -34,10 +34,17 @@ T = TypeVar("T")
 
 
 def _error_body(exc: SalesforceError) -> tuple[str | None, str]:
-    try:
-        body = orjson.loads(exc.content)
-    except (orjson.JSONDecodeError, TypeError):
-        return None, str(exc.content)[:300]
+    """``(errorCode, message)`` of a Salesforce error answer.
+
+    simple-salesforce hands over the body already parsed when it was JSON
+    (its ``exception_handler``), else as text.
+    """
+    body: Any = exc.content
+    if isinstance(body, str | bytes):
+        try:
+            body = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None, str(exc.content)[:300]
     if isinstance(body, list) and body and isinstance(body[0], dict):
         return body[0].get("errorCode"), str(body[0].get("message", ""))
     if isinstance(body, dict):
@@ -147,7 +154,7 @@ class SalesforceClient:
             self._record_usage(sf)
             if code == "REQUEST_LIMIT_EXCEEDED":
                 raise QuotaExhausted(
-                    f"Salesforce daily API quota exhausted during {what}: {message}"
+                    f"Salesforce daily API quota exhausted (REQUEST_LIMIT_EXCEEDED) during {what}: {message}"
                 ) from None
             raise ApiError("Salesforce", 403, message, code) from None
         except SalesforceError as exc:

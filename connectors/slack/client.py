@@ -12,7 +12,9 @@ looks in the channel before it posts again.
 from __future__ import annotations
 
 import json
+import random
 import ssl
+from collections.abc import Callable
 from http.client import IncompleteRead, RemoteDisconnected
 from urllib.error import URLError
 
@@ -22,8 +24,8 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
-from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
 from slack_sdk.http_retry.handler import RetryHandler
+from slack_sdk.http_retry.interval_calculator import RetryIntervalCalculator
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
@@ -31,7 +33,7 @@ from slack_sdk.http_retry.state import RetryState
 from clghub.config.models import SlackConfig
 from clghub.config.secrets import REDACTOR
 
-__all__ = ["TRANSIENT_ERRORS", "AnyServerErrorRetryHandler", "web_client"]
+__all__ = ["TRANSIENT_ERRORS", "AnyServerErrorRetryHandler", "CappedBackoff", "web_client"]
 
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     URLError,
@@ -40,8 +42,31 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     IncompleteRead,
     TimeoutError,
     json.JSONDecodeError,  # a body cut short
+    UnicodeDecodeError,  # a body cut short inside a multi-byte character
 )
 """What a dropped, stalled or truncated exchange raises through slack-sdk."""
+
+
+class CappedBackoff(RetryIntervalCalculator):
+    """Exponential backoff with full jitter, never longer than ``cap`` seconds.
+
+    slack-sdk's own backoff has no ceiling: with a dozen retries its last
+    waits run to minutes, which a run under a short outage should not spend.
+    """
+
+    def __init__(
+        self,
+        *,
+        base: float = 0.5,
+        cap: float,
+        jitter: Callable[[float, float], float] = random.uniform,
+    ) -> None:
+        self.base = base
+        self.cap = cap
+        self.jitter = jitter
+
+    def calculate_sleep_duration(self, current_attempt: int) -> float:
+        return self.jitter(0.0, min(self.cap, self.base * 2**current_attempt))
 
 
 class AnyServerErrorRetryHandler(ServerErrorRetryHandler):
@@ -59,7 +84,7 @@ class AnyServerErrorRetryHandler(ServerErrorRetryHandler):
 
 
 def _handlers(config: SlackConfig, *, idempotent: bool) -> list[RetryHandler]:
-    backoff = BackoffRetryIntervalCalculator(backoff_factor=0.5)
+    backoff = CappedBackoff(cap=config.max_retry_wait_seconds)
     handlers: list[RetryHandler] = [RateLimitErrorRetryHandler(max_retry_count=config.max_retries)]
     if idempotent:
         handlers += [

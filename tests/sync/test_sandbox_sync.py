@@ -188,6 +188,17 @@ def test_quota_exhaustion_stops_cleanly_and_the_next_run_completes(
     assert store_snapshot(engine) == store_snapshot(clean)
 
 
+def test_a_quota_other_apps_used_up_stops_the_sync_cleanly(sandbox: Sandbox, sqlite_url: str) -> None:
+    # No margin left to stop at: the org answers 403 REQUEST_LIMIT_EXCEEDED.
+    config = sandbox.config(sources__hubspot__enabled=False, **CRM_ONLY)
+    config.sources.salesforce.quota_share = 1.0
+    used = sandbox.control("GET", "/_sandbox/salesforce/quota")["used"]
+    sandbox.control("POST", "/_sandbox/salesforce/quota", {"max": used})
+    report = sync(new_store(sqlite_url), config)
+    assert {s.status for s in report.streams} == {"stopped"}, [(s.stream, s.error) for s in report.streams]
+    assert all("REQUEST_LIMIT_EXCEEDED" in (s.error or "") or "quota" in (s.error or "") for s in report.streams)
+
+
 def test_session_expiry_mid_run_logs_in_again(sandbox: Sandbox, sqlite_url: str) -> None:
     config = sandbox.config(sources__hubspot__enabled=False, **CRM_ONLY)
     engine = new_store(sqlite_url)

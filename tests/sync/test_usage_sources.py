@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import Engine, select
 
 from clghub.config import parse_config
@@ -131,3 +132,42 @@ def test_sql_source_reads_since_the_cursor(engine: Engine, tmp_path: Path) -> No
     totals = report.totals()
     assert (totals["read"], totals["inserted"], totals["unchanged"]) == (3, 1, 2)
     assert usage(engine)[("k1", "logins", "2026-01-02")] == 9.0
+
+
+def test_a_truncated_rest_page_is_read_again() -> None:
+    # A body cut short arrives with a 200 and a matching Content-Length: only
+    # parsing it shows the fault, and the retry must cover the parse too.
+    from clghub.config.models import RestUsageConfig
+    from clghub.connectors.product_usage.sources import RestUsageStream
+    from clghub.sync.mapping import load_mapping
+    from clghub.sync.stream import StreamState
+
+    whole = json.dumps(
+        {
+            "data": [
+                {"account_key": "acme.com", "metric": "logins", "day": "2026-06-01", "value": 3,
+                 "updated_at": "2026-06-02T00:00:00Z"}
+            ],
+            "next_cursor": None,
+        }
+    ).encode()
+    answers = iter([whole[: len(whole) // 2], whole])
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, content=next(answers))
+
+    config = RestUsageConfig(base_url="http://usage.test", max_retry_wait_seconds=0.01)
+    stream = RestUsageStream(
+        config,
+        load_mapping("product_usage").streams["daily"],
+        transport=httpx.MockTransport(handler),
+    )
+    try:
+        pages = list(stream.read(StreamState()))
+    finally:
+        stream.close()
+    assert len(seen) == 2
+    assert [record["account_key"] for page in pages for record in page.records] == ["acme.com"]
+    assert pages[-1].cursor == "2026-06-02T00:00:00Z"
