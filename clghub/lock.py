@@ -6,7 +6,9 @@ connection dies, so a standby can take over at once.
 
 SQLite: a ``run_lock`` row with a heartbeat. A holder refreshes its
 heartbeat every few seconds; a row whose heartbeat is older than
-``stale_after`` belongs to a dead process and may be taken over.
+``stale_after`` belongs to a dead process and may be taken over. A holder on
+this host whose process is gone (killed, crashed) is taken over at once: a
+SQLite store is a local file, so its holders are nearly always local.
 """
 
 from __future__ import annotations
@@ -39,6 +41,24 @@ class LockHeld(ClghubError):
 def _advisory_key(name: str) -> int:
     digest = hashlib.sha256(f"clghub:{name}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _process_gone(owner: str) -> bool:
+    """Whether ``owner`` (host:pid:nonce) is a process of this host that no longer runs."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False  # another lock object of this very process: it is alive
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, under another user
+    return False
 
 
 class StoreLock:
@@ -92,19 +112,14 @@ class StoreLock:
             row = connection.execute(
                 select(LOCK.c.owner, LOCK.c.heartbeat_at).where(LOCK.c.name == self.name)
             ).first()
-            if (
-                row is not None
-                and row.owner != self.owner
-                and now - row.heartbeat_at < timedelta(seconds=self.stale_after)
-            ):
-                return False
             if row is not None and row.owner != self.owner:
-                log.warning(
-                    "taking over lock %s from %s (no heartbeat since %s)",
-                    self.name,
-                    row.owner,
-                    row.heartbeat_at,
-                )
+                if _process_gone(row.owner):
+                    why = "its process has ended"
+                elif now - row.heartbeat_at >= timedelta(seconds=self.stale_after):
+                    why = f"no heartbeat since {row.heartbeat_at}"
+                else:
+                    return False
+                log.warning("taking over lock %s from %s (%s)", self.name, row.owner, why)
             connection.execute(delete(LOCK).where(LOCK.c.name == self.name))
             connection.execute(
                 LOCK.insert().values(

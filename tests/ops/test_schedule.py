@@ -165,3 +165,36 @@ def test_a_stale_sqlite_lock_is_taken_over(sqlite_url: str) -> None:
     assert taker.try_acquire()
     taker.release()
     engine.dispose()
+
+
+def test_a_sqlite_lock_of_a_killed_process_is_taken_over_at_once(sqlite_url: str) -> None:
+    engine = create_store_engine(sqlite_url)
+    upgrade(engine)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from clghub.store.engine import create_store_engine\n"
+            "from clghub.lock import StoreLock\n"
+            "lock = StoreLock(create_store_engine(sys.argv[1]), 'run', heartbeat=60)\n"
+            "assert lock.try_acquire()\n"
+            "print('held', flush=True)\n"
+            "time.sleep(600)\n",
+            sqlite_url,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "held"
+    # Alive and beating: refused, whatever the staleness setting.
+    assert not StoreLock(engine, "run").try_acquire()
+    holder.kill()
+    holder.wait(30)
+    holder.stdout.close()
+    # Its heartbeat is fresh, but the process is gone: no minute-long wait.
+    taker = StoreLock(engine, "run")
+    assert taker.try_acquire()
+    taker.release()
+    engine.dispose()
