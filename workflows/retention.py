@@ -7,8 +7,9 @@ ends on ``as_of``.
 
 Cohorts: ``all``; ``segment`` (as the value score resolves it); ``industry``;
 ``region``; ``acquisition_year`` (calendar year of the account's first month
-with ARR); ``owner`` (the account owner's name, with the person id added
-when two people share a name). Missing attributes read ``(none)``. Accounts
+with ARR); ``owner`` (the account owner's name, with their email, else their
+CRM id, added when two people share a name; one name and one email in two
+CRMs are one person). Missing attributes read ``(none)``. Accounts
 are placed by their attributes today, for every period.
 
 For the accounts of a cohort, with each account's movement from
@@ -578,23 +579,33 @@ def cohort_attributes(config: ClghubConfig, as_of: date) -> Select[Any]:
         .subquery("cohort_first_month")
     )
     segments = account_segments(config, as_of).subquery("cohort_segment")
-    same_name = (
-        select(
-            person.c.id,
-            person.c.name,
-            func.count().over(partition_by=person.c.name).label("same_name"),
-        )
-        .where(person.c.name.is_not(None), person.c.name != "")
-        .subquery("cohort_person")
+    # People are told apart by name; two people who share one are told apart by
+    # email (else their CRM id), never by a store id, which differs per store.
+    # The same name and email in two CRMs is one person, and one cohort.
+    identity = func.coalesce(
+        func.nullif(person.c.email, ""), person.c.source + literal(":") + person.c.source_id
     )
+    people = select(
+        person.c.id,
+        person.c.name,
+        person.c.source,
+        person.c.source_id,
+        identity.label("identity"),
+        func.min(identity).over(partition_by=person.c.name).label("lowest"),
+        func.max(identity).over(partition_by=person.c.name).label("highest"),
+    ).subquery("cohort_person")
     owner = case(
         (account.c.owner_id.is_(None), literal(NONE_LABEL)),
-        (same_name.c.id.is_(None), literal("person ") + cast(account.c.owner_id, String)),
+        (people.c.id.is_(None), literal("(unknown owner)")),
         (
-            same_name.c.same_name > 1,
-            same_name.c.name + literal(" (") + cast(account.c.owner_id, String) + literal(")"),
+            or_(people.c.name.is_(None), people.c.name == ""),
+            literal("person ") + people.c.source + literal(":") + people.c.source_id,
         ),
-        else_=same_name.c.name,
+        (
+            people.c.lowest != people.c.highest,
+            people.c.name + literal(" (") + people.c.identity + literal(")"),
+        ),
+        else_=people.c.name,
     )
     return select(
         firsts.c.account_id,
@@ -606,5 +617,5 @@ def cohort_attributes(config: ClghubConfig, as_of: date) -> Select[Any]:
     ).select_from(
         firsts.join(account, account.c.id == firsts.c.account_id)
         .outerjoin(segments, segments.c.account_id == firsts.c.account_id)
-        .outerjoin(same_name, same_name.c.id == account.c.owner_id)
+        .outerjoin(people, people.c.id == account.c.owner_id)
     )

@@ -45,14 +45,22 @@ class Book:
         result = self.connection.execute(insert(table).returning(table.c.id), [values])
         return int(result.scalar_one())
 
-    def person(self, name: str | None, *, team: str = "sales") -> int:
+    def person(
+        self,
+        name: str | None,
+        *,
+        team: str = "sales",
+        email: str | None = None,
+        source: str | None = None,
+    ) -> int:
         return self._insert(
             Person,
             {
-                "source": self.source,
+                "source": source or self.source,
                 "source_id": f"005{next(self._ids):06d}",
                 "name": name,
                 "team": team,
+                "email": email,
             },
         )
 
