@@ -606,6 +606,8 @@ def output_checks(config: ClghubConfig) -> list[CheckResult]:
 # Every stage in order, as configured: `clghub run` and the scheduler's jobs.
 
 STAGES = ("sync", "score", "writeback", "digest", "alerts")
+ONCE_ONLY_STAGES = ("digest", "alerts")
+"""Stages whose output goes out once (a week's digest, an alert per account and condition)."""
 
 
 @dataclass
@@ -672,9 +674,12 @@ def run(
 ) -> RunReport:
     """Run ``stages`` in order; each records its own job_run row under one run id.
 
-    A failed sync does not stop the rest (scores on the data there is are
-    still right); a failed score stops the stages that publish its results,
-    so no digest goes out with stale figures.
+    A failed sync does not stop the rest: scores on the data there is are
+    still right, and CRM fields are corrected by the next run. But what can be
+    published only once (the week's digest, an alert per account and
+    condition) waits for a run whose sync completed, so it never goes out on
+    half-synced data; ``clghub digest`` or ``clghub run --no-sync`` publish on
+    the store as it is. A failed score stops every stage that publishes it.
     """
     from clghub.workflows.score import ScoreError, run_score
 
@@ -683,6 +688,7 @@ def run(
     progress = progress or NullProgress()
     report = RunReport(run_id)
     score_failed = False
+    sync_incomplete = False
     for stage in STAGES:
         if stage not in stages:
             continue
@@ -692,6 +698,8 @@ def run(
         reason = _skip_reason(config, stage)
         if reason is None and score_failed and stage in ("writeback", "digest", "alerts"):
             reason = "the score stage failed"
+        if reason is None and sync_incomplete and stage in ONCE_ONLY_STAGES:
+            reason = "held until a run's sync completes (it publishes once)"
         if reason is not None:
             report.stages.append(StageResult(stage, "skipped", error=reason))
             continue
@@ -738,6 +746,8 @@ def run(
         result.seconds = time.monotonic() - started
         if stage == "score" and result.status == "failed":
             score_failed = True
+        if stage == "sync" and result.status != "ok":
+            sync_incomplete = True
         log.info("stage %s %s in %.1fs%s", stage, result.status, result.seconds, f": {result.error}" if result.error else "")
         report.stages.append(result)
     return report

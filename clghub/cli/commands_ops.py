@@ -48,6 +48,8 @@ def run(
 
     One run at a time per store: a second `clghub run` (or a scheduled job) waits
     for none and exits with an error instead. Each stage writes a job_run row.
+    When the sync fails or stops, the digest and alerts (which go out once) wait
+    for a run whose sync completes.
 
     Example: clghub run --no-digest
     """
