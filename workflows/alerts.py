@@ -77,6 +77,8 @@ LINK = table_of(SourceLink)
 class PendingPlay:
     play_id: int
     account_id: int
+    account_key: str
+    """The account's origin record (source:id): the same in every store."""
     account_name: str
     condition: str
     opened_as_of: date
@@ -92,7 +94,8 @@ class PendingPlay:
 
     @property
     def message_key(self) -> str:
-        return f"play-{self.play_id}-{self.account_id}-{self.condition}-{self.opened_as_of.isoformat()}"
+        # Natural, not the store's ids: a rebuilt store still finds what was posted.
+        return f"play-{self.account_key}-{self.condition}-{self.opened_as_of.isoformat()}"
 
     @property
     def task_key(self) -> str:
@@ -138,6 +141,8 @@ def pending_plays(engine: Engine) -> list[PendingPlay]:
             select(
                 PLAY.c.id,
                 PLAY.c.account_id,
+                ACCOUNT.c.origin_source,
+                ACCOUNT.c.origin_source_id,
                 ACCOUNT.c.name,
                 PLAY.c.condition,
                 PLAY.c.opened_as_of,
@@ -155,7 +160,14 @@ def pending_plays(engine: Engine) -> list[PendingPlay]:
                 PLAY.c.notified_at.is_(None),
                 ACCOUNT.c.is_deleted.is_(False),
             )
-            .order_by(PLAY.c.opened_at, PLAY.c.id)
+            # Oldest first, then by natural keys: the same plays group the same way
+            # in any store, whatever order they were computed in.
+            .order_by(
+                PLAY.c.opened_as_of,
+                ACCOUNT.c.origin_source,
+                ACCOUNT.c.origin_source_id,
+                PLAY.c.condition,
+            )
         ).all()
         account_ids = sorted({row.account_id for row in rows})
         links: dict[int, list[tuple[str, str, str | None]]] = {}
@@ -176,6 +188,7 @@ def pending_plays(engine: Engine) -> list[PendingPlay]:
         PendingPlay(
             play_id=row.id,
             account_id=row.account_id,
+            account_key=f"{row.origin_source}:{row.origin_source_id}",
             account_name=row.name,
             condition=row.condition,
             opened_as_of=row.opened_as_of,
@@ -377,7 +390,8 @@ def group_message(
 
 
 def _group_key(plays: list[PendingPlay]) -> str:
-    digest = hashlib.sha256(",".join(p.message_key for p in plays).encode()).hexdigest()[:24]
+    keys = sorted(p.message_key for p in plays)
+    digest = hashlib.sha256(",".join(keys).encode()).hexdigest()[:24]
     return f"plays-{digest}"
 
 
