@@ -229,6 +229,13 @@ class SandboxServer:
                     transport = getattr(connection, "transport", None)
                     if transport is not None and not transport.is_closing():
                         transport.abort()
+            # Sockets uvicorn never saw as connections (a TLS handshake the client
+            # gave up on) are only known to the event loop's transport table.
+            loop = asyncio.get_running_loop()
+            for transport in list(getattr(loop, "_transports", {}).values()):
+                if transport is not None and not transport.is_closing():
+                    transport.abort()
+            await asyncio.sleep(0)
             await asyncio.sleep(0)
 
         try:

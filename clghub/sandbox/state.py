@@ -13,7 +13,7 @@ import sqlite3
 import string
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -30,6 +30,7 @@ __all__ = [
     "SandboxState",
     "TokenRegistry",
     "format_ts",
+    "log_writes",
     "parse_ts",
     "sf_id",
 ]
@@ -128,6 +129,19 @@ _SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _CASE_FLAGS = str.maketrans({ch: ("1" if ch.isupper() else "0") for ch in _B62})
 
 
+def log_writes(
+    db: sqlite3.Connection, system: str, obj: str, record_id: str, values: Mapping[str, object]
+) -> None:
+    """Journal the fields of one write (``GET /_sandbox/writes`` reads the journal)."""
+    db.executemany(
+        "INSERT INTO write_log (system, object, record_id, field, value) VALUES (?, ?, ?, ?, ?)",
+        [
+            (system, obj, record_id, name, None if value is None else str(value))
+            for name, value in values.items()
+        ],
+    )
+
+
 def sf_id(prefix: str, number: int) -> str:
     """An 18-character Salesforce Id (15 case-sensitive + 3 checksum characters)."""
     digits = []
@@ -215,6 +229,10 @@ class TokenRegistry:
 
     def clear(self) -> None:
         self._tokens.clear()
+
+    def known(self) -> list[str]:
+        """Every token the sandbox issued or accepted (tests look for them in clghub's output)."""
+        return list(self._tokens)
 
 
 @dataclass(frozen=True)
@@ -457,6 +475,13 @@ _EXTRA_TABLES: dict[str, str] = {
         "seats REAL NOT NULL, health_start REAL NOT NULL, health_end REAL NOT NULL, "
         "adoption REAL NOT NULL, outcome REAL NOT NULL, outcome_target REAL NOT NULL, "
         "nps_rate REAL NOT NULL, nps_base REAL NOT NULL)"
+    ),
+    # Every field value written through the CRM APIs, in order: lets a test
+    # tell a field written twice with different values from one written once.
+    "write_log": (
+        "CREATE TABLE IF NOT EXISTS write_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "system TEXT NOT NULL, object TEXT NOT NULL, record_id TEXT NOT NULL, "
+        "field TEXT NOT NULL, value TEXT)"
     ),
     "slack_user": (
         "CREATE TABLE IF NOT EXISTS slack_user (id TEXT PRIMARY KEY, email TEXT UNIQUE, "

@@ -23,6 +23,7 @@ import argparse
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -163,7 +164,7 @@ def bench_salesforce(sandbox: Sandbox, budget: float) -> tuple[int, float, int]:
     fields = ", ".join(f.name for f in SF_OBJECTS["Opportunity"])
     client = httpx.Client(
         base_url=sandbox.https_url,
-        verify=str(sandbox.ca_path),
+        verify=ssl.create_default_context(cafile=str(sandbox.ca_path)),
         headers={"Authorization": "Bearer bench"},
         timeout=60,
     )

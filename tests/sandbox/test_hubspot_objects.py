@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from hubspot import HubSpot
@@ -159,6 +160,14 @@ def test_batch_update_reports_partial_failure_with_207(
     untouched = client.crm.companies.basic_api.get_by_id(str(bad_value), properties=["seats"])
     assert untouched.properties["seats"] is None
     assert untouched.updated_at.isoformat().startswith("2024-01-01")
+    # The write journal holds the one record that was written, and nothing refused.
+    journal = httpx.get(
+        f"{server.http_url}/_sandbox/writes", params={"field": ["seats", "region"]}, timeout=10
+    ).json()["writes"]
+    assert [(w["record_id"], w["field"], w["values"]) for w in journal] == [
+        (str(good), "seats", ["25.0"]),
+        (str(good), "region", ["EMEA"]),
+    ]
 
 
 def test_batch_read_and_upsert(portal: tuple[SandboxServer, HubSpot]) -> None:

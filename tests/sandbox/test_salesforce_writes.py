@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from simple_salesforce import Salesforce
 
@@ -222,3 +223,33 @@ def test_derived_fields_follow_writes(org: tuple[SandboxServer, Salesforce]) -> 
     row = _row(server, "Opportunity", deal)
     assert (row["IsClosed"], row["IsWon"]) == (1, 1)
     assert row["SystemModstamp"] >= format_ts(before)
+
+
+def test_the_write_journal_lists_every_value_written(org: tuple[SandboxServer, Salesforce]) -> None:
+    server, sf = org
+    first, second = insert_accounts(server.state, 2)
+    sf.Account.update(first, {"Value_Score__c": 50})
+    sf.Account.update(first, {"Value_Score__c": 61})
+    rolled_back = {
+        "allOrNone": True,
+        "records": [
+            {"attributes": {"type": "Account"}, "id": second, "Value_Score__c": 70},
+            {"attributes": {"type": "Account"}, "id": first, "Value_Score__c": "bad"},
+        ],
+    }
+    sf.restful("composite/sobjects", method="PATCH", json=rolled_back)
+    answer = httpx.get(
+        f"{server.http_url}/_sandbox/writes", params={"field": "Value_Score__c"}, timeout=10
+    )
+    answer.raise_for_status()
+    # A write that was rolled back was never made.
+    assert answer.json()["writes"] == [
+        {
+            "system": "salesforce",
+            "object": "Account",
+            "record_id": first,
+            "field": "Value_Score__c",
+            "writes": 2,
+            "values": ["50.0", "61.0"],
+        }
+    ]

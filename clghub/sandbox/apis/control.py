@@ -12,6 +12,10 @@
   hubspot, slack, usage, all): the next call with any current token gets 401
 - ``POST /_sandbox/clock/advance``: ``{"seconds": 3600}`` moves the sandbox
   clock forward (token lifetimes, rate limits, usage visibility)
+- ``GET /_sandbox/writes``: every record field written through the CRM APIs,
+  one entry per (system, object, record, field) with the number of writes and
+  the distinct values written, oldest first (``?field=NAME``, repeatable,
+  narrows it); cleared by a reset
 - ``POST /_sandbox/bulk-import``: ``{"object": "companies", "count": 12000,
   "mode": "touch" | "create"}`` gives that many HubSpot records one exact
   last-modified moment (the current sandbox time)
@@ -101,6 +105,31 @@ def routes(state: SandboxState) -> list[BaseRoute]:
         ]
         total = sum(state.requests.counts.values())
         return json_response({"total": total, "requests": entries})
+
+    async def writes(request: Request) -> Response:
+        fields = request.query_params.getlist("field")
+        where = f"WHERE field IN ({', '.join('?' for _ in fields)})" if fields else ""
+        rows = state.db.execute(
+            f"SELECT system, object, record_id, field, value FROM write_log {where} ORDER BY seq",
+            fields,
+        ).fetchall()
+        entries: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        for system, obj, record_id, name, value in rows:
+            entry = entries.setdefault(
+                (system, obj, record_id, name),
+                {
+                    "system": system,
+                    "object": obj,
+                    "record_id": record_id,
+                    "field": name,
+                    "writes": 0,
+                    "values": [],
+                },
+            )
+            entry["writes"] += 1
+            if value not in entry["values"]:
+                entry["values"].append(value)
+        return json_response({"writes": list(entries.values())})
 
     async def requests_reset(request: Request) -> Response:
         cleared = sum(state.requests.counts.values())
@@ -203,6 +232,7 @@ def routes(state: SandboxState) -> list[BaseRoute]:
         Route("/_sandbox/health", health, methods=["GET"]),
         Route("/_sandbox/requests", requests, methods=["GET"]),
         Route("/_sandbox/requests/reset", requests_reset, methods=["POST"]),
+        Route("/_sandbox/writes", writes, methods=["GET"]),
         Route("/_sandbox/reset", reset, methods=["POST"]),
         Route("/_sandbox/faults", guarded(faults), methods=["GET", "POST"]),
         Route("/_sandbox/tokens/expire", guarded(expire_tokens), methods=["POST"]),

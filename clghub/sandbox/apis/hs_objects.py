@@ -32,7 +32,7 @@ from clghub.sandbox.apis.hs_records import (
 )
 from clghub.sandbox.apis.hs_values import PropertyProblem, invalid_properties_error, storage_values
 from clghub.sandbox.apis.sf_query import plain_rows
-from clghub.sandbox.state import SandboxState
+from clghub.sandbox.state import SandboxState, log_writes
 
 __all__ = ["BATCH_LIMIT", "LIST_LIMIT", "ObjectsResource", "query_list"]
 
@@ -250,6 +250,7 @@ class ObjectsResource:
             f"UPDATE {catalog.table} SET {assignments}, updated_at = ? WHERE id = ?",
             (*changes.values(), now, record_id),
         )
+        log_writes(self.db, "hubspot", catalog.name, str(record_id), changes)
         return list(changes)
 
     def _links(

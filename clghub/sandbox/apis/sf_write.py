@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime
 
 from clghub.sandbox.apis.soql import NUMBER_TYPES, STRING_TYPES, field_map, normalize_id
 from clghub.sandbox.schema import SF_ID_PREFIX, SF_OBJECTS, SfField
+from clghub.sandbox.state import log_writes
 
 __all__ = [
     "CSV_NULL",
@@ -388,6 +389,7 @@ def apply(db: sqlite3.Connection, write: PreparedWrite, new_id: Callable[[str], 
             f'UPDATE "sf_{write.sobject}" SET {assignments} WHERE "Id" = ?',
             (*write.columns.values(), write.record_id),
         )
+        log_writes(db, "salesforce", write.sobject, write.record_id, write.columns)
         return write.record_id
     record_id = new_id(write.sobject)
     row = {**write.columns, "Id": record_id}
