@@ -150,22 +150,41 @@ class StoreLock:
         self._beat = threading.Thread(target=beat, name=f"clghub-lock-{self.name}", daemon=True)
         self._beat.start()
 
+    def check(self) -> bool:
+        """Whether the lock is still held (PostgreSQL: its connection is still alive).
+
+        The server releases an advisory lock when the holder's connection dies, and
+        a standby may then take it: the holder must notice and stand down.
+        """
+        if self.held and self._connection is not None:
+            try:
+                self._connection.execute(text("SELECT 1"))
+                self._connection.commit()
+            except Exception as exc:  # any failure means the session, and the lock, are gone
+                log.error("lock %s: its database connection failed (%s)", self.name, exc)
+                self.held = False
+        return self.held
+
     # -- releasing -------------------------------------------------------------
 
     def release(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            try:
+                if self.held:
+                    connection.execute(
+                        text("SELECT pg_advisory_unlock(:key)"), {"key": _advisory_key(self.name)}
+                    )
+                    connection.commit()
+            except Exception as exc:  # a dead session has released it already
+                log.warning("lock %s: could not unlock (%s); its session is gone", self.name, exc)
+            finally:
+                self.held = False
+                connection.close()
+            return
         if not self.held:
             return
         self.held = False
-        if self._connection is not None:
-            try:
-                self._connection.execute(
-                    text("SELECT pg_advisory_unlock(:key)"), {"key": _advisory_key(self.name)}
-                )
-                self._connection.commit()
-            finally:
-                self._connection.close()
-                self._connection = None
-            return
         self._stop.set()
         if self._beat is not None:
             self._beat.join(timeout=5)

@@ -22,8 +22,10 @@ import uuid
 from pathlib import Path
 
 from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.job import Job
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine
 
 from clghub.config import ClghubConfig, load_config
@@ -63,6 +65,14 @@ def run_scheduled_job(job: str, config_path: str) -> None:
         engine.dispose()
 
 
+def _same_schedule(stored: Job, trigger: CronTrigger, args: list[str]) -> bool:
+    return (
+        str(stored.trigger) == str(trigger)
+        and str(getattr(stored.trigger, "timezone", "")) == str(trigger.timezone)
+        and list(stored.args) == args
+    )
+
+
 class ScheduleService:
     def __init__(self, config: ClghubConfig, config_path: Path, engine: Engine) -> None:
         self.config = config
@@ -91,7 +101,7 @@ class ScheduleService:
         try:
             self._start()
             while not stop.wait(1.0):
-                if not self.leader.held:
+                if not self.leader.check():
                     log.error("lost the scheduler lock; stopping so that only one scheduler runs")
                     break
         finally:
@@ -116,12 +126,19 @@ class ScheduleService:
             if existing.id not in wanted:
                 scheduler.remove_job(existing.id)
         for job, expression in schedule.jobs.items():
+            trigger = parse_cron(expression, schedule.timezone)
+            args = [job, str(self.config_path)]
+            stored = scheduler.get_job(job)
+            if stored is not None and _same_schedule(stored, trigger, args):
+                # Keep its next run time, even if it passed while no scheduler ran:
+                # on resume the missed runs coalesce into one (within the grace time).
+                continue
             scheduler.add_job(
                 "clghub.scheduler:run_scheduled_job",
-                parse_cron(expression, schedule.timezone),
+                trigger,
                 id=job,
                 name=job,
-                args=[job, str(self.config_path)],
+                args=args,
                 replace_existing=True,
             )
         scheduler.resume()

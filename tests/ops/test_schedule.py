@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 
 from clghub.lock import LockHeld, StoreLock, holding
 from clghub.store.engine import create_store_engine
@@ -24,11 +24,11 @@ JOB = table_of(JobRun)
 TICK = 3  # seconds between scheduled runs in these tests
 
 
-def write_config(path: Path, store_url: str, *, grace: int = 2) -> Path:
+def write_config(path: Path, store_url: str, *, grace: int = 2, tick: int = TICK) -> Path:
     path.write_text(
         f'[store]\nurl = "{store_url}"\n'
         f"[schedule]\nmisfire_grace_seconds = {grace}\nstandby_poll_seconds = 1\n"
-        f'[schedule.jobs]\nscore = "*/{TICK} * * * * *"\n'
+        f'[schedule.jobs]\nscore = "*/{tick} * * * * *"\n'
         '[reporting]\nas_of = "2026-06-30"\n'
     )
     return path
@@ -80,7 +80,9 @@ def scheduled_runs(engine: Engine) -> list[datetime]:
     with engine.connect() as connection:
         return list(
             connection.execute(
-                select(JOB.c.started_at).where(JOB.c.job == "score", JOB.c.trigger == "schedule").order_by(JOB.c.started_at)
+                select(JOB.c.started_at)
+                .where(JOB.c.job == "score", JOB.c.trigger == "schedule")
+                .order_by(JOB.c.started_at)
             ).scalars()
         )
 
@@ -91,7 +93,9 @@ def assert_one_run_per_tick(starts: list[datetime]) -> None:
 
 
 @pytest.mark.postgres
-def test_two_schedulers_one_active_and_the_standby_takes_over(pg_url: str, tmp_path: Path, schedulers: list[Scheduler]) -> None:
+def test_two_schedulers_one_active_and_the_standby_takes_over(
+    pg_url: str, tmp_path: Path, schedulers: list[Scheduler]
+) -> None:
     engine = create_store_engine(pg_url)
     upgrade(engine)
     config = write_config(tmp_path / "clghub.toml", pg_url)
@@ -117,27 +121,67 @@ def test_two_schedulers_one_active_and_the_standby_takes_over(pg_url: str, tmp_p
     engine.dispose()
 
 
-def test_missed_runs_coalesce_into_one(sqlite_url: str, tmp_path: Path, schedulers: list[Scheduler]) -> None:
+def test_missed_runs_coalesce_into_one(
+    sqlite_url: str, tmp_path: Path, schedulers: list[Scheduler]
+) -> None:
     engine = create_store_engine(sqlite_url)
     upgrade(engine)
+    tick = 10
     # A long grace: runs missed while no scheduler ran are still due, and coalesce.
-    config = write_config(tmp_path / "clghub.toml", sqlite_url, grace=600)
+    config = write_config(tmp_path / "clghub.toml", sqlite_url, grace=600, tick=tick)
     scheduler = Scheduler(config, tmp_path / "first.log")
     schedulers.append(scheduler)
     wait_for(lambda: len(scheduled_runs(engine)) >= 1, timeout=40)
     scheduler.stop()
     stopped = len(scheduled_runs(engine))
-    time.sleep(TICK * 4)  # about four ticks missed
+    time.sleep(2.5 * tick)  # two ticks missed
+    # Restart just after a tick boundary: a run before the next regular tick can
+    # only be the catch-up of the missed ones.
+    time.sleep(tick - time.time() % tick + 0.2)
+    restarted_at = time.time()
     restarted = Scheduler(config, tmp_path / "second.log")
     schedulers.append(restarted)
-    wait_for(lambda: len(scheduled_runs(engine)) >= stopped + 1, timeout=40)
-    time.sleep(TICK / 2)
+    next_regular_tick = restarted_at - restarted_at % tick + tick
+    time.sleep(max(0.0, next_regular_tick - 1.0 - time.time()))
+    catch_up = scheduled_runs(engine)[stopped:]
+    assert len(catch_up) == 1, catch_up  # the missed ticks, coalesced into one run
+    assert restarted_at < catch_up[0].timestamp() < next_regular_tick
+    wait_for(lambda: len(scheduled_runs(engine)) >= stopped + 2, timeout=3 * tick)
     restarted.stop()
     starts = scheduled_runs(engine)
-    catch_up = starts[stopped:]
-    # One catch-up run for the missed ticks, then at most the regular tick.
-    assert 1 <= len(catch_up) <= 2
-    assert_one_run_per_tick(starts)
+    assert starts[stopped + 1].timestamp() >= next_regular_tick - 0.5  # then the regular tick
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_the_active_scheduler_notices_a_lost_postgresql_lock(pg_url: str) -> None:
+    engine = create_store_engine(pg_url)
+    upgrade(engine)
+    active = StoreLock(engine, "scheduler")
+    assert active.try_acquire()
+    assert active.check()
+    assert not StoreLock(engine, "scheduler").try_acquire()
+    # The active process's database session dies (a network cut, a server restart):
+    # the server frees the advisory lock, so a standby may take it...
+    with engine.connect() as connection:
+        ended = (
+            connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                    "WHERE locktype = 'advisory' AND pid <> pg_backend_pid()"
+                )
+            )
+            .scalars()
+            .all()
+        )
+        connection.commit()
+    assert ended == [True]
+    standby = StoreLock(engine, "scheduler")
+    assert standby.try_acquire()
+    # ...and the one that was active learns it has lost it, and stands down.
+    assert not active.check()
+    active.release()
+    standby.release()
     engine.dispose()
 
 
