@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -44,12 +45,17 @@ def writeback(
     Example: clghub writeback --dry-run
     """
     from clghub import pipeline
+    from clghub.lock import holding
     from clghub.progress import progress_for_terminal
 
     state = state_of(ctx)
     config = state.config()
     engine = state.engine()
-    with progress_for_terminal(not as_json and not dry_run) as progress:
+    # A dry run only reads; anything that writes waits for no other run.
+    with (
+        contextlib.nullcontext() if dry_run else holding(engine, "run"),
+        progress_for_terminal(not as_json and not dry_run) as progress,
+    ):
         report = pipeline.writeback(
             engine, config, dry_run=dry_run, provision=provision, progress=progress
         )
@@ -138,11 +144,13 @@ def digest(
     Example: clghub digest --dry-run --period 2026-W47 --out digests/
     """
     from clghub import pipeline
+    from clghub.lock import holding
 
     state = state_of(ctx)
     config = state.config()
     engine = state.engine()
-    report = pipeline.digest(engine, config, period=period, dry_run=dry_run, out_dir=out)
+    with contextlib.nullcontext() if dry_run else holding(engine, "run"):
+        report = pipeline.digest(engine, config, period=period, dry_run=dry_run, out_dir=out)
     if as_json:
         typer.echo(json.dumps(report.as_dict(), default=str, indent=2))
         return
@@ -179,11 +187,13 @@ def alerts(
     from dataclasses import asdict
 
     from clghub import pipeline
+    from clghub.lock import holding
 
     state = state_of(ctx)
     config = state.config()
     engine = state.engine()
-    report = pipeline.alerts(engine, config, dry_run=dry_run)
+    with contextlib.nullcontext() if dry_run else holding(engine, "run"):
+        report = pipeline.alerts(engine, config, dry_run=dry_run)
     if as_json:
         typer.echo(json.dumps(asdict(report), default=str, indent=2))
     elif dry_run:

@@ -58,16 +58,22 @@ def sync(
     """Pull the enabled sources into the store, incrementally, a page at a time.
 
     Exits 1 if a stream failed; a stream stopped by an API quota keeps its
-    checkpoint and resumes on the next run.
+    checkpoint and resumes on the next run. Like every command that changes the
+    store, it refuses to start while another (a run, a scheduled job) is at work.
 
     Example: clghub sync --source salesforce --full-refresh
     """
     from clghub import pipeline
+    from clghub.lock import holding
 
     state = state_of(ctx)
     config = state.config()
     engine = state.engine()
-    with stop_on_sigterm() as stop, progress_for_terminal(not as_json) as progress:
+    with (
+        holding(engine, "run"),
+        stop_on_sigterm() as stop,
+        progress_for_terminal(not as_json) as progress,
+    ):
         report = pipeline.sync(
             engine,
             config,

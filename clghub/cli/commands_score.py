@@ -55,6 +55,7 @@ def score(
 
     Example: clghub score --as-of 2026-06-30 --backfill-days 90
     """
+    from clghub.lock import holding
     from clghub.progress import progress_for_terminal
     from clghub.workflows.score import run_score
 
@@ -62,7 +63,7 @@ def score(
     state = state_of(ctx)
     config = state.config()
     engine = state.engine()
-    with progress_for_terminal(enabled=not as_json) as progress:
+    with holding(engine, "run"), progress_for_terminal(enabled=not as_json) as progress:
         report = run_score(engine, config, as_of=day, history_days=backfill_days, progress=progress)
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))

@@ -89,9 +89,14 @@ def test_run_stages_and_the_lock(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
         engine = open_store(load_config(sandbox.config_path))
         with holding(engine, "run"):
-            code, _, err = cli(["--config", config, "run", "--no-sync"], capsys)
-        assert code == 1
-        assert "another clghub process is running against this store" in err
+            # Every command that changes the store waits for no one: it refuses.
+            for command in (["run", "--no-sync"], ["sync"], ["score"], ["writeback"], ["alerts"]):
+                code, _, err = cli(["--config", config, *command], capsys)
+                assert code == 1, command
+                assert "another clghub process is running against this store" in err, command
+            # Looking is always allowed.
+            code, _, err = cli(["--config", config, "writeback", "--dry-run"], capsys)
+            assert code == 0, err
         engine.dispose()
 
 
