@@ -20,10 +20,22 @@ def _cell(value: Any) -> str:
         return value.strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, float):
         return f"{value:.1f}"
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items())
-    text = str(value)
+    # A table cell stays one glance long: nested counts (a score's steps) show
+    # how many there are; the whole record is in --json.
+    text = (
+        ", ".join(f"{k}={_brief(v)}" for k, v in value.items())
+        if isinstance(value, dict)
+        else str(value)
+    )
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _brief(value: Any) -> str:
+    if isinstance(value, dict | list):
+        return f"({len(value)})"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 def table_of(title: str, rows: list[dict[str, Any]], columns: list[str] | None = None) -> Table:

@@ -212,6 +212,30 @@ def test_digest_content_escapes_every_crm_string(engine: Engine) -> None:
     assert "No executive engagement for 90+ days: 12 customers" in joined
 
 
+def test_risers_and_fallers_with_their_drivers_and_expansion_arr(engine: Engine) -> None:
+    _world(engine, 41)  # 30-day trends from -20 to +20
+    _bridge(engine)
+    config = _config()
+    with engine.connect() as connection:
+        data = load_digest_data(connection, config, DigestPeriod.of(AS_OF), AS_OF)
+    sections = _texts(build_digest(data, config, links=LINKS).blocks)
+    risers = next(t for t in sections if "Top risers" in t).splitlines()
+    fallers = next(t for t in sections if "Top fallers" in t).splitlines()
+    # The five largest moves each way, biggest first, each with its drivers.
+    assert [line.split(", ")[-1].split(" —")[0] for line in risers[1:6]] == [
+        f"+{n}.0 in 30 days" for n in (20, 19, 18, 17, 16)
+    ]
+    assert [line.split(", ")[-1].split(" —")[0] for line in fallers[1:6]] == [
+        f"-{n}.0 in 30 days" for n in (20, 19, 18, 17, 16)
+    ]
+    assert "&lt;!channel&gt; 40" in risers[1]  # n = 40 rose by 20, named escaped
+    assert all("— adoption depth 12" in line for line in risers[1:6] + fallers[1:6])
+    assert risers[-1] == "_…and 15 more rising_"
+    assert fallers[-1] == "_…and 15 more falling_"
+    joined = "\n".join(sections)
+    assert "Expansion ARR: $120K over 12 months" in joined
+
+
 def test_an_empty_store_gives_a_digest_that_says_so(engine: Engine) -> None:
     config = _config()
     with engine.connect() as connection:
