@@ -8,17 +8,27 @@ and the counts say what really happened.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Table, Text, cast, text
+from sqlalchemy import JSON, Boolean, Connection, Date, Table, Text, cast, text
 from sqlalchemy.exc import StatementError
+from sqlalchemy.types import TypeEngine
 
 from clghub.store.models import utcnow
+from clghub.store.types import UTCDateTime
 
-__all__ = ["UpsertCounts", "dedupe_by_key", "upsert"]
+__all__ = [
+    "PreparedUpsert",
+    "UpsertCounts",
+    "dedupe_by_key",
+    "execute_upsert",
+    "prepare_upsert",
+    "upsert",
+]
 
 _BOOKKEEPING = ("id", "created_at", "updated_at", "row_version")
 
@@ -47,12 +57,96 @@ def dedupe_by_key(
     rows: Iterable[dict[str, Any]], key: Sequence[str]
 ) -> tuple[list[dict[str, Any]], int]:
     """Keep the last row for each key (a page may repeat a record); count the rest."""
-    seen: dict[tuple[Any, ...], dict[str, Any]] = {}
-    total = 0
-    for row in rows:
-        total += 1
-        seen[tuple([row[k] for k in key])] = row
-    return list(seen.values()), total - len(seen)
+    batch = rows if isinstance(rows, list) else list(rows)
+    key_of = itemgetter(*key)  # a tuple for several columns, the value for one
+    seen = {key_of(row): row for row in batch}
+    return list(seen.values()), len(batch) - len(seen)
+
+
+@dataclass
+class PreparedUpsert:
+    """An upsert whose rows are checked and processed for the database ahead of time.
+
+    Preparing (deduplicating, completing, converting every value for the
+    driver) is most of an upsert's Python work and needs no connection, so
+    the sync does it while the pages before are still being written; what
+    is left for the transaction is the statements themselves.
+    """
+
+    table: Table
+    key: tuple[str, ...]
+    compared: tuple[str, ...]
+    tracked: bool
+    rows: list[dict[str, Any]]
+    """The rows to write: deduplicated, completed with bookkeeping and defaults."""
+    duplicates: int
+    params: list[Any] | None = None
+    """SQLite: every row's values as the driver takes them, in one flat list."""
+
+    def set_column(self, name: str, values: Sequence[Any], dialect: Any) -> None:
+        """Fill a column known only at write time (account ids), in row order."""
+        for row, value in zip(self.rows, values, strict=True):
+            row[name] = value
+        if self.params is not None:
+            columns = list(self.rows[0])
+            convert = _sqlite_column(self.table.c[name].type, dialect)
+            converted = convert(list(values)) if convert is not None else list(values)
+            self.params[columns.index(name) :: len(columns)] = converted
+
+
+def prepare_upsert(
+    dialect: Any,
+    table: Table,
+    rows: Iterable[dict[str, Any]],
+    *,
+    key: Sequence[str],
+    compare: Sequence[str] | None = None,
+    now: datetime | None = None,
+) -> PreparedUpsert:
+    """The first half of :func:`upsert`: everything but the statements."""
+    batch, duplicates = dedupe_by_key(rows, key)
+    columns = list(batch[0]) if batch else []
+    compared = (
+        list(compare)
+        if compare is not None
+        else [c for c in columns if c not in key and c not in _BOOKKEEPING]
+    )
+    tracked = "updated_at" in table.c and "row_version" in table.c
+    prepared = PreparedUpsert(table, tuple(key), tuple(compared), tracked, batch, duplicates)
+    if not batch:
+        return prepared
+    stamp = now or utcnow()
+    if tracked:
+        for row in batch:
+            row["updated_at"] = stamp
+            row.setdefault("created_at", stamp)
+            row["row_version"] = 1
+    _fill_defaults(table, batch)
+    if dialect.name != "postgresql":
+        prepared.params = _sqlite_params(dialect, table, batch)
+    return prepared
+
+
+def execute_upsert(connection: Connection, prepared: PreparedUpsert) -> UpsertCounts:
+    """The second half of :func:`upsert`: run the statements, count what happened."""
+    counts = UpsertCounts(duplicates=prepared.duplicates)
+    batch = prepared.rows
+    if not batch:
+        return counts
+    if connection.dialect.name == "postgresql":
+        returned = _upsert_unnest(
+            connection, prepared.table, batch, prepared.key, prepared.compared, prepared.tracked
+        )
+    else:
+        returned = _upsert_values(connection, prepared)
+    if prepared.tracked:
+        inserted = sum(1 for v in returned if v == 1)
+        counts.inserted += inserted
+        counts.updated += len(returned) - inserted
+    else:
+        counts.updated += len(returned)
+    counts.unchanged += len(batch) - len(returned)
+    return counts
 
 
 def upsert(
@@ -71,86 +165,140 @@ def upsert(
     same columns; they are completed in place with the bookkeeping columns.
     Runs inside the caller's transaction.
     """
-    batch, duplicates = dedupe_by_key(rows, key)
-    counts = UpsertCounts(duplicates=duplicates)
-    if not batch:
-        return counts
-    columns = list(batch[0])
-    compared = (
-        list(compare)
-        if compare is not None
-        else [c for c in columns if c not in key and c not in _BOOKKEEPING]
-    )
-    stamp = now or utcnow()
-    tracked = "updated_at" in table.c and "row_version" in table.c
-    if tracked:
-        for row in batch:
-            row["updated_at"] = stamp
-            row.setdefault("created_at", stamp)
-            row["row_version"] = 1
-        columns = list(batch[0])
-
-    _fill_defaults(table, batch)
-    if connection.dialect.name == "postgresql":
-        returned = _upsert_unnest(connection, table, batch, key, compared, tracked)
-    else:
-        returned = _upsert_values(connection, table, batch, key, compared, tracked)
-    if tracked:
-        inserted = sum(1 for v in returned if v == 1)
-        counts.inserted += inserted
-        counts.updated += len(returned) - inserted
-    else:
-        counts.updated += len(returned)
-    counts.unchanged += len(batch) - len(returned)
-    return counts
+    prepared = prepare_upsert(connection.dialect, table, rows, key=key, compare=compare, now=now)
+    return execute_upsert(connection, prepared)
 
 
 # SQLite allows 32,766 bound parameters in one statement.
 _SQLITE_MAX_PARAMS = 32_000
+_SQLITE_STATEMENT_ROWS = 256
+"""Rows per statement. A prepared multi-row statement costs ~1 KB of memory a
+row in sqlite3's statement cache, kept for the whole connection; and a page
+of any size is written with full statements plus power-of-two remainders, so
+only a handful of shapes are ever prepared. Larger statements are no faster."""
 _SQLITE_STATEMENTS: dict[tuple[Any, ...], str] = {}
 
 
-def _upsert_values(
-    connection: Connection,
-    table: Table,
-    batch: list[dict[str, Any]],
-    key: Sequence[str],
-    compared: Sequence[str],
-    tracked: bool,
-) -> list[Any]:
-    """SQLite: multi-row VALUES statements, bind processing done column by column.
+def _sqlite_params(dialect: Any, table: Table, batch: list[dict[str, Any]]) -> list[Any]:
+    """Every value of the batch as sqlite3 takes it, row after row, in one flat list.
 
     Going through SQLAlchemy's executemany costs a dictionary and a round of
-    type processors per row; for pages of thousands of rows that was most of
-    a sync's time. The SQL text is cached per table and shape.
+    type processors per row; here the processing goes column by column and
+    the list is filled by slice assignment, with no per-row tuples.
     """
-    dialect = connection.dialect
     columns = list(batch[0])
-    processors = [table.c[c].type.bind_processor(dialect) for c in columns]
-    values = [[row[c] for row in batch] for c in columns]
+    width = len(columns)
+    flat: list[Any] = [None] * (len(batch) * width)
     try:
-        for index, process in enumerate(processors):
-            if process is None:
-                continue
-            column = values[index]
-            first = column[0]
-            if all(v is first for v in column):
-                # A constant column (the batch's timestamps): process it once.
-                values[index] = [process(first)] * len(column)
-            else:
-                values[index] = [process(v) for v in column]
+        for index, name in enumerate(columns):
+            values = [row[name] for row in batch]
+            convert = _sqlite_column(table.c[name].type, dialect)
+            if convert is not None:
+                first = values[0]
+                if all(v is first for v in values):
+                    # A constant column (the batch's timestamps): convert it once.
+                    values = convert([first]) * len(values)
+                else:
+                    values = convert(values)
+            flat[index::width] = values
     except (TypeError, ValueError) as exc:
-        raise StatementError(f"({type(exc).__name__}) {exc}", f"upsert {table.name}", None, exc) from exc
-    rows = list(zip(*values, strict=True))
-    per_statement = max(1, _SQLITE_MAX_PARAMS // len(columns))
+        raise StatementError(
+            f"({type(exc).__name__}) {exc}", f"upsert {table.name}", None, exc
+        ) from exc
+    return flat
+
+
+def _upsert_values(connection: Connection, prepared: PreparedUpsert) -> list[Any]:
+    """SQLite: multi-row VALUES statements over the prepared values (SQL text cached by shape).
+
+    The statements go to the DBAPI cursor directly: the RETURNING rows are
+    only counted, and a result object per row cost more than the counting.
+    """
+    assert prepared.params is not None
+    dialect = connection.dialect
+    columns = tuple(prepared.rows[0])
+    width = len(columns)
+    per_statement = max(1, min(_SQLITE_STATEMENT_ROWS, _SQLITE_MAX_PARAMS // width))
     returned: list[Any] = []
-    for start in range(0, len(rows), per_statement):
-        chunk = rows[start : start + per_statement]
-        sql = _sqlite_sql(dialect, table, tuple(columns), tuple(key), tuple(compared), tracked, len(chunk))
-        params = tuple(v for row in chunk for v in row)
-        result = connection.exec_driver_sql(sql, params)
-        returned.extend(r[0] for r in result.fetchall())
+    if not connection.in_transaction():
+        connection.begin()  # what SQLAlchemy's autobegin would do on a first statement
+    cursor = connection.connection.cursor()
+    try:
+        start = 0
+        for count in _statement_sizes(len(prepared.rows), per_statement):
+            sql = _sqlite_sql(
+                dialect,
+                prepared.table,
+                columns,
+                prepared.key,
+                prepared.compared,
+                prepared.tracked,
+                count,
+            )
+            cursor.execute(sql, tuple(prepared.params[start * width : (start + count) * width]))
+            returned.extend(value for (value,) in cursor.fetchall())
+            start += count
+    finally:
+        cursor.close()
     return returned
+
+
+def _statement_sizes(total: int, largest: int) -> Iterator[int]:
+    """``total`` rows as full statements of ``largest`` rows, then powers of two."""
+    full, rest = divmod(total, largest)
+    yield from (largest,) * full
+    size = 1 << max(rest.bit_length() - 1, 0)
+    while rest:
+        if size <= rest:
+            yield size
+            rest -= size
+        size >>= 1
+
+
+def _sqlite_column(
+    column_type: TypeEngine[Any], dialect: Any
+) -> Callable[[list[Any]], list[Any]] | None:
+    """The column type's bind processing for a whole column, ending in what sqlite3 stores.
+
+    Dates and times end as the text sqlite3's default adapters write
+    (``isoformat``), byte for byte: stored values are compared as text by the
+    upsert, so the format must not move. The common values (UTC datetimes,
+    dates, booleans) are converted inline, without a call per value; anything
+    else takes the type's own processing.
+    """
+    process = column_type.bind_processor(dialect)
+    if isinstance(column_type, UTCDateTime) and process is not None:
+        to_store = process
+
+        def utc_text(value: Any) -> Any:
+            value = to_store(value)  # other zones, errors: the type's own rules
+            return value.isoformat(" ") if isinstance(value, datetime) else value
+
+        def utc_texts(values: list[Any]) -> list[Any]:
+            # isoformat of a UTC datetime ends in "+00:00": the naive UTC text without it.
+            return [
+                None
+                if v is None
+                else v.isoformat(" ")[:-6]
+                if v.__class__ is datetime and v.tzinfo is UTC
+                else utc_text(v)
+                for v in values
+            ]
+
+        return utc_texts
+    if process is None and isinstance(column_type, Date):
+        return _date_texts
+    if process is not None and isinstance(column_type, Boolean):
+        to_int = process
+        return lambda values: [1 if v is True else 0 if v is False else to_int(v) for v in values]
+    if process is not None:
+        convert = process
+        return lambda values: [convert(v) for v in values]
+    return None
+
+
+def _date_texts(values: list[Any]) -> list[Any]:
+    return [v.isoformat() if v.__class__ is date else v for v in values]
 
 
 def _sqlite_sql(
@@ -214,7 +362,9 @@ def _upsert_unnest(
         values = [row[name] for row in batch]
         if isinstance(column.type, JSON):
             # The driver adapts a dict but not a list of dicts: send JSON text.
-            arrays[f"p{index}"] = [None if v is None else json.dumps(v, sort_keys=True) for v in values]
+            arrays[f"p{index}"] = [
+                None if v is None else json.dumps(v, sort_keys=True) for v in values
+            ]
             casts.append(f"CAST(CAST(:p{index} AS TEXT[]) AS JSON[])")
             continue
         try:

@@ -16,6 +16,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
+from clghub.store.types import MONEY_SCALE
+
 __all__ = [
     "CASTS",
     "CastError",
@@ -34,6 +36,16 @@ class CastError(ValueError):
 # C0 controls other than tab, newline and carriage return carry no meaning in CRM
 # text, and PostgreSQL cannot store NUL at all.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_EPOCH = re.compile(r"-?\d{9,14}(\.\d+)?")
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_PLAIN_NUMBER = re.compile(r"-?\d+(\.\d+)?", re.ASCII)
+_WHOLE_NUMBER = re.compile(r"(-?\d+)(\.0+)?", re.ASCII)
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_HOST = re.compile(r"[\w.-]+")
+# A URL whose host part is plain (letters, digits, dots, dashes): the host is
+# what urlsplit would find, lowercased, so the common case skips urlsplit.
+_PLAIN_URL = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*:)?//([A-Za-z0-9._-]*)(?:[/?#].*)?", re.DOTALL)
 
 
 def clean_text(value: Any) -> str | None:
@@ -54,10 +66,13 @@ def clean_text(value: Any) -> str | None:
 
 
 def _has_surrogate(text: str) -> bool:
-    return any("\ud800" <= ch <= "\udfff" for ch in text)
+    return _SURROGATE.search(text) is not None
 
 
 def _str(value: Any) -> str | None:
+    # Hot path (most fields of most records): plain printable ASCII needs no cleaning.
+    if value.__class__ is str and value.isascii() and value.isprintable():
+        return value.strip() or None
     text = clean_text(value)
     if text is None:
         return None
@@ -68,6 +83,8 @@ def _str(value: Any) -> str | None:
 def _int(value: Any) -> int | None:
     if value is None or value == "":
         return None
+    if value.__class__ is str and (whole := _WHOLE_NUMBER.fullmatch(value)):
+        return int(whole.group(1))  # what the Decimal route below gives, without it
     if isinstance(value, bool):
         raise CastError(f"expected a whole number, got {value!r}")
     if isinstance(value, int):
@@ -85,8 +102,18 @@ def _float(value: Any) -> float | None:
         if not math.isfinite(value):
             raise CastError(f"expected a finite number, got {value!r}")
         return float(value)
+    if value.__class__ is str and _PLAIN_NUMBER.fullmatch(value):
+        # float() rounds the text as float(Decimal(text)) does; huge values take the route below.
+        fast = float(value)
+        if math.isfinite(fast):
+            return fast
     number = _decimal(value)
-    return None if number is None else float(number)
+    if number is None:
+        return None
+    result = float(number)
+    if not math.isfinite(result):  # a finite Decimal such as 1e400 overflows a float
+        raise CastError(f"number {_show(value)} is out of range")
+    return result
 
 
 def _decimal(value: Any) -> Decimal | None:
@@ -113,15 +140,39 @@ def _decimal(value: Any) -> Decimal | None:
     return number
 
 
+# The store keeps money as 64-bit integer ten-thousandths (clghub.store.types):
+# beyond this an amount cannot be stored at all, whatever a mapping's bounds say.
+_MONEY_LIMIT = Decimal(2**63 - 1) / MONEY_SCALE
+
+
+def _money(value: Any) -> Decimal | None:
+    number = _decimal(value)
+    if number is not None and abs(number) > _MONEY_LIMIT:
+        raise CastError(f"amount {_show(value)} is too large to be money")
+    return number
+
+
+_TRUE = ("true", "1", "yes", "y", "t")
+_FALSE = ("false", "0", "no", "n", "f")
+_BOOL_WORDS = {
+    spelled: truth
+    for words, truth in ((_TRUE, True), (_FALSE, False))
+    for word in words
+    for spelled in (word, word.upper(), word.title())
+}
+
+
 def _bool(value: Any) -> bool | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool):
         return value
+    if value.__class__ is str and (exact := _BOOL_WORDS.get(value)) is not None:
+        return exact  # as written (true, FALSE, Yes, 1, ...): no normalizing needed
     text = str(value).strip().lower()
-    if text in {"true", "1", "yes", "y", "t"}:
+    if text in _TRUE:
         return True
-    if text in {"false", "0", "no", "n", "f"}:
+    if text in _FALSE:
         return False
     raise CastError(f"expected true or false, got {_show(value)}")
 
@@ -142,6 +193,16 @@ def _datetime(value: Any) -> datetime | None:
     """ISO 8601 (Z, +hh:mm, +hhmm or naive = UTC), epoch seconds or milliseconds, YYYY/MM/DD."""
     if value is None or value == "":
         return None
+    if value.__class__ is str and value[4:5] == "-":
+        # Hot path: an ISO 8601 string as the CRMs send it (it cannot be an
+        # epoch number with a dash there).
+        try:
+            fast = datetime.fromisoformat(value)
+        except ValueError:
+            pass  # the full route below says why
+        else:
+            if fast.tzinfo is UTC and 1900 <= fast.year <= 2200:
+                return fast
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, date):
@@ -150,7 +211,7 @@ def _datetime(value: Any) -> datetime | None:
         return _epoch(float(value))
     else:
         text = str(value).strip()
-        if re.fullmatch(r"-?\d{9,14}(\.\d+)?", text):
+        if _EPOCH.fullmatch(text):
             return _epoch(float(text))
         try:
             # ISO 8601 as the CRMs write it (Z, +00:00 and, since 3.11, +0000).
@@ -174,9 +235,11 @@ def _parse_date_formats(text: str) -> datetime:
 
 
 def _date(value: Any) -> date | None:
+    if value is None:
+        return None
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
-    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+    if isinstance(value, str) and _DAY.fullmatch(value.strip()):
         try:
             day = date.fromisoformat(value.strip())
         except ValueError:
@@ -197,14 +260,18 @@ def normalize_domain(value: Any) -> str | None:
         text = text.rsplit("@", 1)[1]
     if "//" not in text:
         text = "//" + text
-    try:
-        host = urlsplit(text).hostname or ""
-    except ValueError:
-        return None
+    plain = _PLAIN_URL.fullmatch(text)
+    if plain is not None:
+        host = plain.group(1)
+    else:
+        try:
+            host = urlsplit(text).hostname or ""
+        except ValueError:
+            return None
     host = host.strip(".").lower()
     if host.startswith("www."):
         host = host[4:]
-    if "." not in host or len(host) > 253 or not re.fullmatch(r"[\w.-]+", host):
+    if "." not in host or len(host) > 253 or not _HOST.fullmatch(host):
         return None
     return host
 
@@ -224,7 +291,7 @@ def _currency(value: Any) -> str | None:
     if text is None:
         return None
     code = text.upper()
-    if not re.fullmatch(r"[A-Z]{3}", code):
+    if not _CURRENCY.fullmatch(code):
         raise CastError(f"not a currency code: {_show(value)}")
     return code
 
@@ -245,7 +312,7 @@ CASTS: dict[str, Callable[[Any], Any]] = {
     "int": _int,
     "float": _float,
     "decimal": _decimal,
-    "money": _decimal,
+    "money": _money,
     "bool": _bool,
     "date": _date,
     "datetime": _datetime,

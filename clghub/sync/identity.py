@@ -4,7 +4,9 @@ A source's account record lands in ``source_link``. A new link is matched,
 in the configured order, on the product account key (``external_key``) and
 then on the normalized web domain, to an existing account that no record of
 the same source already claims; a match must be unique. Otherwise the
-record creates a new account. Links never move once made.
+record creates a new account. Links never move once made. The account's key
+(``origin_source``, ``origin_source_id``) is its live record of the highest
+priority source, whichever record created it.
 
 Two accounts claiming one domain (or one key) are reported in
 ``identity_conflict``, never merged silently. The account's attributes are
@@ -16,7 +18,7 @@ page's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -35,7 +37,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnElement, KeyedColumnElement
 
 from clghub.config import ClghubConfig
 from clghub.store.models import Account, IdentityConflict, Person, SourceLink, table_of
@@ -64,6 +66,15 @@ ATTRIBUTES = (
     "source_created_at",
 )
 _IDENTITY_LOCK_KEY = 0x636C6769
+_CHUNK = 5_000
+"""Ids bound into one statement: a first load touches every account, and one
+IN list of them all costs more memory than the rest of the sync (and passes
+PostgreSQL's 65,535-parameter limit)."""
+
+
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
 
 
 def _priority(config: ClghubConfig, link: Any) -> ColumnElement[Any]:
@@ -92,17 +103,16 @@ def resolve_links(
     for rule in config.identity.match_on:
         _match(connection, rule, pending, ignored)
     _create_accounts(connection, pending, now)
+    accounts_of = select(LINK.c.account_id).where(
+        LINK.c.source == source,
+        LINK.c.object == "account",
+        LINK.c.source_id.in_(bindparam("ids", expanding=True)),
+    )
     touched = sorted(
         {
             account
-            for account in connection.execute(
-                select(LINK.c.account_id).where(
-                    LINK.c.source == source,
-                    LINK.c.object == "account",
-                    LINK.c.source_id.in_(bindparam("ids", expanding=True)),
-                ),
-                {"ids": new_ids},
-            ).scalars()
+            for ids in _chunks(new_ids)
+            for account in connection.execute(accounts_of, {"ids": ids}).scalars()
             if account is not None
         }
     )
@@ -187,17 +197,19 @@ def _record_conflicts(connection: Connection, accounts: list[int], now: datetime
         page_values = select(column).where(
             ACCOUNT.c.id.in_(bindparam("accounts", expanding=True)), column.is_not(None)
         )
-        rows = connection.execute(
-            select(column, func.count(), func.min(ACCOUNT.c.id), func.max(ACCOUNT.c.id))
+        shared = (
+            select(column, func.count())
             .where(column.in_(page_values), not_(ACCOUNT.c.is_deleted))
             .group_by(column)
-            .having(func.count() > 1),
-            {"accounts": accounts},
-        ).all()
-        if not rows:
+            .having(func.count() > 1)
+        )
+        counts: dict[Any, int] = {}
+        for chunk in _chunks(accounts):
+            counts.update(connection.execute(shared, {"accounts": chunk}).all())
+        if not counts:
             continue
         conflicts = []
-        for value, count, _low, _high in rows:
+        for value, count in sorted(counts.items()):
             members = (
                 connection.execute(
                     select(ACCOUNT.c.id)
@@ -234,17 +246,39 @@ def refresh_accounts(
     link = LINK.alias("l")
     priority = _priority(config, link)
     mine = and_(link.c.account_id == ACCOUNT.c.id, link.c.object == "account")
+    # The account's live link of the highest priority, found once per account:
+    # it holds most of the answers, so the per-attribute searches below run
+    # only where it has no value (a first load refreshes every account).
+    top = LINK.alias("top")
+    top_id = (
+        select(link.c.id)
+        .where(mine, not_(link.c.is_deleted))
+        .order_by(priority, link.c.id)
+        .limit(1)
+        .scalar_subquery()
+        .correlate(ACCOUNT)
+    )
 
-    def first(column: ColumnElement[Any]) -> Any:
-        return (
+    def first(column: KeyedColumnElement[Any]) -> Any:
+        later = (
             select(column)
             .where(mine, not_(link.c.is_deleted), column.is_not(None))
             .order_by(priority, link.c.id)
             .limit(1)
             .scalar_subquery()
         )
+        # COALESCE reads its second argument only when the first is NULL.
+        return func.coalesce(top.c[column.key], later)
 
     def person_of(ref_column: str) -> Any:
+        top_person = (
+            select(PERSON.c.id)
+            .where(PERSON.c.source == top.c.source, PERSON.c.source_id == top.c[ref_column])
+            .scalar_subquery()
+        )
+        return func.coalesce(top_person, first_person(ref_column))
+
+    def first_person(ref_column: str) -> Any:
         return (
             select(PERSON.c.id)
             .select_from(
@@ -263,11 +297,19 @@ def refresh_accounts(
 
     values: dict[str, Any] = {name: first(link.c[name]) for name in ATTRIBUTES}
     values["name"] = func.coalesce(values["name"], ACCOUNT.c.name)
+    # The account's own key follows the same priority, so it does not depend on
+    # which source a first load happened to read first (a stopped or failed sync).
+    values["origin_source"] = func.coalesce(first(link.c.source), ACCOUNT.c.origin_source)
+    values["origin_source_id"] = func.coalesce(
+        first(link.c.source_id), ACCOUNT.c.origin_source_id
+    )
     values["owner_id"] = person_of("owner_ref")
     values["csm_id"] = person_of("csm_ref")
-    values["is_deleted"] = not_(exists().where(mine, not_(link.c.is_deleted)))
+    values["is_deleted"] = top.c.id.is_(None)  # no live link left
     # Compute the new values once, then write only the accounts that change.
-    fresh = select(ACCOUNT.c.id.label("account_id"), *(v.label(k) for k, v in values.items()))
+    fresh = select(
+        ACCOUNT.c.id.label("account_id"), *(v.label(k) for k, v in values.items())
+    ).select_from(ACCOUNT.outerjoin(top, top.c.id == top_id))
     if accounts is not None:
         fresh = fresh.where(ACCOUNT.c.id.in_(bindparam("accounts", expanding=True)))
     new = fresh.subquery("fresh")
@@ -281,7 +323,9 @@ def refresh_accounts(
             row_version=ACCOUNT.c.row_version + 1,
         )
     )
-    result = connection.execute(
-        statement, {"accounts": list(accounts)} if accounts is not None else {}
+    if accounts is None:
+        return max(connection.execute(statement).rowcount, 0)
+    return sum(
+        max(connection.execute(statement, {"accounts": chunk}).rowcount, 0)
+        for chunk in _chunks(list(accounts))
     )
-    return max(result.rowcount, 0)

@@ -22,7 +22,7 @@ Every problem names the mapping file and the key.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from importlib import resources
@@ -46,7 +46,9 @@ from clghub.sync.casts import CASTS, CastError, to_bool, to_datetime
 
 __all__ = [
     "TARGETS",
+    "UNREADABLE",
     "FieldRule",
+    "MappedPage",
     "MappedRecord",
     "SourceMapping",
     "StreamMapping",
@@ -125,6 +127,10 @@ _RULE_KEYS = {"from", "cast", "map", "default", "required", "min", "max", "value
 _STREAM_KEYS = {"target", "id", "modified", "deleted", "fields", "extra", "day_from"}
 
 
+Getter = Callable[[Mapping[str, Any]], Any]
+"""A compiled rule: record -> column value (raises CastError)."""
+
+
 @dataclass(frozen=True)
 class FieldRule:
     column: str
@@ -138,11 +144,16 @@ class FieldRule:
     constant: Any = None
     max_length: int | None = None
     allowed: frozenset[str] | None = None
+    getter: Getter = field(init=False, repr=False, compare=False)
+    """This rule compiled to one function (see :func:`_compile`)."""
 
     def __post_init__(self) -> None:
-        # Most rules are a plain cast; they skip the checks below (a hot path:
-        # every field of every record goes through here).
-        simple = (
+        object.__setattr__(self, "getter", _compile(self))
+
+    @property
+    def simple(self) -> bool:
+        """A plain cast: no map, default, requirement, enum or bounds to check."""
+        return (
             self.mapping is None
             and self.default is None
             and not self.required
@@ -150,27 +161,15 @@ class FieldRule:
             and self.minimum is None
             and self.maximum is None
         )
-        object.__setattr__(self, "_simple", simple)
-        object.__setattr__(self, "_cast", CASTS.get(self.cast))
 
     def apply(self, record: Mapping[str, Any]) -> Any:
+        return self.getter(record)
+
+    def apply_checked(self, record: Mapping[str, Any]) -> Any:
+        """The rule in full: map, cast, default, requirement, enum, bounds, length."""
         if self.source is None:
             return self.constant
         raw = record.get(self.source)
-        if self._simple:  # type: ignore[attr-defined]
-            try:
-                value = self._cast(raw)  # type: ignore[attr-defined]
-            except CastError as exc:
-                raise CastError(f"{self.column}: {exc} (from {self.source})") from None
-            if (
-                self.max_length is not None
-                and isinstance(value, str)
-                and len(value) > self.max_length
-            ):
-                raise CastError(
-                    f"{self.column}: {len(value)} characters, the store holds at most {self.max_length}"
-                )
-            return value
         if self.mapping is not None and raw is not None:
             key = str(raw).strip()
             if key in self.mapping:
@@ -199,7 +198,13 @@ class FieldRule:
             and isinstance(value, int | float | Decimal)
             and not isinstance(value, bool)
         ):
-            number = Decimal(str(value))
+            # Decimals and ints convert exactly; a float compares as it prints.
+            if isinstance(value, Decimal):
+                number = value
+            elif isinstance(value, int):
+                number = Decimal(value)
+            else:
+                number = Decimal(str(value))
             if self.minimum is not None and number < self.minimum:
                 raise CastError(
                     f"{self.column}: {_plain(number)} is below the minimum {_plain(self.minimum)}"
@@ -215,10 +220,54 @@ class FieldRule:
         return value
 
 
+def _compile(rule: FieldRule) -> Getter:
+    """One closure per rule: every field of every record goes through it (the
+    sync's hottest loop), so plain casts skip the checks they do not need and
+    plain printable ASCII text skips the cast altogether."""
+    if rule.source is None:
+        constant = rule.constant
+        return lambda record: constant
+    cast = CASTS.get(rule.cast)
+    if not rule.simple or cast is None:
+        return rule.apply_checked
+    source, column, limit = rule.source, rule.column, rule.max_length
+
+    def plain_cast(record: Mapping[str, Any]) -> Any:
+        try:
+            value = cast(record.get(source))
+        except CastError as exc:
+            raise CastError(f"{column}: {exc} (from {source})") from None
+        if limit is not None and isinstance(value, str) and len(value) > limit:
+            raise CastError(f"{column}: {len(value)} characters, the store holds at most {limit}")
+        return value
+
+    if rule.cast != "str":
+        return plain_cast
+
+    def plain_text(record: Mapping[str, Any]) -> Any:
+        value = record.get(source)
+        if value.__class__ is str and value.isascii() and value.isprintable():
+            value = value.strip()
+            if limit is None or len(value) <= limit:
+                return value or None
+        return plain_cast(record)  # anything else takes the cast (and its errors)
+
+    return plain_text
+
+
 def _plain(number: Decimal) -> str:
     """A number as people write it: 1000000000000, not 1E+12 or 1000000000000.0."""
     text = format(number, "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+UNREADABLE = "_unreadable"
+"""The key of a record a source could not parse, its value the reason.
+
+A source yields ``{UNREADABLE: "usage.jsonl line 7: not a JSON object"}`` in
+place of the record, so the line is quarantined with that reason and the
+sync goes on, rather than failing the page or vanishing.
+"""
 
 
 @dataclass
@@ -228,6 +277,15 @@ class MappedRecord:
     source_id: str
     row: dict[str, Any] | None
     error: str | None = None
+
+
+@dataclass
+class MappedPage:
+    """A page of records mapped: the rows, and the rejects with their reasons."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[tuple[str, str, Mapping[str, Any]]] = field(default_factory=list)
+    """``(source id, reason, raw record)`` of each record that cannot be stored."""
 
 
 @dataclass(frozen=True)
@@ -267,35 +325,56 @@ class StreamMapping:
         )
 
     def map(self, record: Mapping[str, Any], *, source: str) -> MappedRecord:
+        if UNREADABLE in record:
+            return MappedRecord("", None, str(record[UNREADABLE]))
         source_id = str(record.get(self.id_field, "")) if self.id_field else ""
         if self.id_field and not source_id:
             return MappedRecord("", None, f"no {self.id_field}")
-        row: dict[str, Any] = {}
         try:
-            for column, rule in self.fields.items():
-                row[column] = rule.apply(record)
-            if self.target.has_extra:
-                extra = {key: rule.apply(record) for key, rule in self.extra.items()}
-                row["extra"] = {
-                    k: (str(v) if isinstance(v, Decimal) else v) for k, v in extra.items()
-                } or None
-            if self.target.name == "usage":
-                row["source"] = source
-                return MappedRecord(source_id, row)
-            if len(source_id) > 64:
-                raise CastError(f"{self.id_field}: id of {len(source_id)} characters")
-            row["source"] = source
-            row["source_id"] = source_id
-            row["source_modified_at"] = (
-                to_datetime(record.get(self.modified_field)) if self.modified_field else None
-            )
-            deleted = to_bool(record.get(self.deleted_field)) if self.deleted_field else False
-            row["is_deleted"] = bool(deleted)
-            if self.target.name == "account":
-                row["object"] = "account"
+            return MappedRecord(source_id, self._row(record, source, source_id))
         except CastError as exc:
             return MappedRecord(source_id, None, str(exc))
-        return MappedRecord(source_id, row)
+
+    def map_page(self, records: Iterable[Mapping[str, Any]], *, source: str) -> MappedPage:
+        """:meth:`map` over a page, without a result object per record."""
+        page = MappedPage()
+        id_field, row_of, rows = self.id_field, self._row, page.rows
+        for record in records:
+            if UNREADABLE in record:
+                page.rejected.append(("", str(record[UNREADABLE]), record))
+                continue
+            source_id = str(record.get(id_field, "")) if id_field else ""
+            if id_field and not source_id:
+                page.rejected.append(("", f"no {id_field}", record))
+                continue
+            try:
+                rows.append(row_of(record, source, source_id))
+            except CastError as exc:
+                page.rejected.append((source_id, str(exc), record))
+        return page
+
+    def _row(self, record: Mapping[str, Any], source: str, source_id: str) -> dict[str, Any]:
+        row = {column: rule.getter(record) for column, rule in self.fields.items()}
+        if self.target.has_extra:
+            extra = {key: rule.getter(record) for key, rule in self.extra.items()}
+            row["extra"] = {
+                k: (str(v) if isinstance(v, Decimal) else v) for k, v in extra.items()
+            } or None
+        if self.target.name == "usage":
+            row["source"] = source
+            return row
+        if len(source_id) > 64:
+            raise CastError(f"{self.id_field}: id of {len(source_id)} characters")
+        row["source"] = source
+        row["source_id"] = source_id
+        row["source_modified_at"] = (
+            to_datetime(record.get(self.modified_field)) if self.modified_field else None
+        )
+        deleted = to_bool(record.get(self.deleted_field)) if self.deleted_field else False
+        row["is_deleted"] = bool(deleted)
+        if self.target.name == "account":
+            row["object"] = "account"
+        return row
 
 
 @dataclass(frozen=True)

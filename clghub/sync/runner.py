@@ -2,26 +2,28 @@
 
 For every stream: read the checkpoint, then for each page the connector
 yields, map the records (bad ones go to quarantine with the reason), upsert
-the rows, resolve identity and account links, and advance the checkpoint —
-all in one transaction. The next page is fetched while this one is written.
-A crash or a kill at any point resumes from the last committed page.
+the rows, link them to their accounts, and advance the checkpoint — all in
+one transaction (several consecutive pages may share one). The next pages
+are fetched and mapped while the current ones are written (see
+:mod:`clghub.sync.prefetch`). A crash or a kill at any point resumes from the
+last committed page.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, bindparam, func, select, tuple_, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, tuple_, update
 
 from clghub.config import ClghubConfig
 from clghub.config.secrets import REDACTOR
@@ -29,16 +31,27 @@ from clghub.http import QuotaExhausted
 from clghub.progress import NullProgress, Progress
 from clghub.store.models import Quarantine, SyncRun, SyncState, UsageDaily, table_of, utcnow
 from clghub.store.upsert import upsert
+from clghub.sync.early_identity import (
+    IdentityGate,
+    identity_gate,
+    identity_order,
+    is_account_stream,
+)
 from clghub.sync.identity import LINK, PERSON, refresh_accounts, resolve_links
 from clghub.sync.mapping import TARGETS, SourceMapping
+from clghub.sync.prefetch import Stopped, read_ahead
 from clghub.sync.sinks import (
     LINKED_TARGETS,
+    PreparedPage,
     add_usage,
     link_accounts,
+    link_ahead,
     link_usage,
+    prepare_page,
     quarantine,
-    write_page,
+    write_prepared,
 )
+from clghub.sync.store_writer import StoreWriter
 from clghub.sync.stream import Connector, Page, Stream, StreamState
 
 __all__ = ["StreamReport", "SyncReport", "run_sync"]
@@ -49,7 +62,6 @@ STATE = table_of(SyncState)
 RUN = table_of(SyncRun)
 QUARANTINE = table_of(Quarantine)
 _PAYLOAD_LIMIT = 4000
-_PREFETCH_PAGES = 2
 
 
 @dataclass
@@ -95,62 +107,39 @@ class SyncReport:
         }
 
 
-class _Stopped(Exception):
-    """The run was asked to stop (SIGTERM); the last page is committed."""
+@dataclass
+class ReadyPage:
+    """One page, mapped and prepared for the store: what the writer needs, nothing more."""
+
+    rows: list[dict[str, Any]]
+    prepared: PreparedPage | None
+    """The rows ready for the upsert (None for event usage, which is summed instead)."""
+    rejected: list[tuple[str, str, str]]
+    """``(source id, reason, payload)`` of the records that cannot be stored."""
+    read: int
+    cursor: str | None
+    position: dict[str, Any] = field(default_factory=dict)
+    mode: str = "incremental"
 
 
-def _prefetch(pages: Iterator[Page], stop: threading.Event) -> Iterator[Page]:
-    """Read the next pages in a background thread while the current one is written."""
-    buffer: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=_PREFETCH_PAGES)
-    cancelled = threading.Event()
-
-    def produce() -> None:
-        try:
-            for page in pages:
-                while not cancelled.is_set():
-                    try:
-                        buffer.put(("page", page), timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if cancelled.is_set():
-                    return
-            buffer.put(("done", None))
-        except BaseException as exc:  # handed to the consumer, raised there
-            buffer.put(("error", exc))
-
-    worker = threading.Thread(target=produce, name="clghub-prefetch", daemon=True)
-    worker.start()
-    try:
-        while True:
-            if stop.is_set():
-                raise _Stopped
-            try:
-                kind, item = buffer.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if kind == "done":
-                return
-            if kind == "error":
-                raise item
-            yield item
-    finally:
-        cancelled.set()
+def _rows_of(page: ReadyPage) -> int:
+    return len(page.rows)
 
 
-def _load_state(engine: Engine, source: str, stream: str, full_refresh: bool) -> StreamState:
-    with engine.connect() as connection:
-        row = connection.execute(
-            select(STATE.c.cursor, STATE.c.state).where(
-                STATE.c.source == source, STATE.c.stream == stream
-            )
-        ).first()
+def _load_state(
+    connection: Connection, source: str, stream: str, full_refresh: bool
+) -> StreamState:
+    row = connection.execute(
+        select(STATE.c.cursor, STATE.c.state).where(
+            STATE.c.source == source, STATE.c.stream == stream
+        )
+    ).first()
     if full_refresh or row is None:
         return StreamState(full_refresh=full_refresh)
     return StreamState(cursor=row.cursor, position=dict(row.state or {}))
 
 
-def _payload(record: dict[str, Any]) -> str:
+def _payload(record: Mapping[str, Any]) -> str:
     text = orjson.dumps(record, default=str).decode("utf-8", "replace")
     return REDACTOR.redact(text[:_PAYLOAD_LIMIT])
 
@@ -165,6 +154,7 @@ class _StreamSync:
         progress: Progress,
         stop: threading.Event,
         full_refresh: bool,
+        writer: StoreWriter,
     ) -> None:
         self.engine = engine
         self.config = config
@@ -173,22 +163,9 @@ class _StreamSync:
         self.progress = progress
         self.stop = stop
         self.full_refresh = full_refresh
+        self.writer = writer
         self.report = StreamReport(stream.source, stream.name)
-        # Resolving quarantine entries costs a statement per page; skip it
-        # for the (usual) stream that has none open.
-        with engine.connect() as connection:
-            self.open_quarantine = (
-                connection.execute(
-                    select(QUARANTINE.c.id)
-                    .where(
-                        QUARANTINE.c.source == stream.source,
-                        QUARANTINE.c.stream == stream.name,
-                        QUARANTINE.c.resolved_at.is_(None),
-                    )
-                    .limit(1)
-                ).first()
-                is not None
-            )
+        self.open_quarantine = False
         self.key = f"{stream.source}.{stream.name}"
         self.events_mode = (
             stream.mapping.target.name == "usage" and getattr(stream, "events", False) is True
@@ -196,8 +173,25 @@ class _StreamSync:
 
     def run(self) -> StreamReport:
         started = time.monotonic()
-        state = _load_state(self.engine, self.stream.source, self.stream.name, self.full_refresh)
-        with self.engine.begin() as connection:
+        source, name = self.stream.source, self.stream.name
+        # Reads go through the writer too: on SQLite a transaction of its own
+        # would have to wait for the writer's turn anyway.
+        with self._transaction() as connection:
+            state = _load_state(connection, source, name, self.full_refresh)
+            # Resolving quarantine entries costs a statement per page; skip it
+            # for the (usual) stream that has none open.
+            self.open_quarantine = (
+                connection.execute(
+                    select(QUARANTINE.c.id)
+                    .where(
+                        QUARANTINE.c.source == source,
+                        QUARANTINE.c.stream == name,
+                        QUARANTINE.c.resolved_at.is_(None),
+                    )
+                    .limit(1)
+                ).first()
+                is not None
+            )
             run_row = connection.execute(
                 RUN.insert()
                 .values(
@@ -210,13 +204,15 @@ class _StreamSync:
             ).scalar_one()
         self.progress.start(self.key, f"{self.stream.source} {self.stream.name}")
         try:
-            for page in _prefetch(self.stream.read(state), self.stop):
-                self._write(page)
+            pages = self.stream.read(state)
+            for batch in read_ahead(pages, self._prepare, _rows_of, self.stop):
+                self._write(batch)
+            self.writer.flush()  # the stream's last pages are in before it reports success
             self.report.status = "ok"
             warnings = list(getattr(self.stream, "warnings", []) or [])
             if warnings:
                 self.report.error = "warning: " + "; ".join(warnings)
-        except _Stopped:
+        except Stopped:
             self.report.status = "stopped"
             self.report.error = "stopped on request; resumes from the last page"
         except QuotaExhausted as exc:
@@ -233,42 +229,70 @@ class _StreamSync:
             self._finish_run(run_row)
         return self.report
 
-    def _write(self, page: Page) -> None:
+    @contextmanager
+    def _transaction(self, rows: int = 0) -> Iterator[Connection]:
+        """This stream's turn at the store (see :class:`StoreWriter`)."""
+        with self.writer.transaction(rows) as connection:
+            yield connection
+
+    def _prepare(self, page: Page) -> ReadyPage:
+        """Map a page and prepare its rows (in the read-ahead thread); raw records are not kept."""
         mapping = self.stream.mapping
         source = self.stream.source
-        rows: list[dict[str, Any]] = []
-        rejected: list[tuple[str, str, str]] = []
-        for record in page.records:
-            mapped = mapping.map(record, source=source)
-            if mapped.row is None:
-                rejected.append((mapped.source_id, mapped.error or "rejected", _payload(record)))
-            else:
-                rows.append(mapped.row)
+        mapped = mapping.map_page(page.records, source=source)
+        prepared = None
+        if mapped.rows and not self.events_mode:
+            prepared = prepare_page(
+                self.engine.dialect, mapping.target, source, mapped.rows, utcnow()
+            )
+            reader = self.writer.reader
+            if mapping.target.name in LINKED_TARGETS and reader is not None:
+                # Off the writer's turn: the lookups overlap the pages being written.
+                with reader.connect() as connection:
+                    link_ahead(connection, prepared)
+        return ReadyPage(
+            rows=mapped.rows,
+            prepared=prepared,
+            rejected=[
+                (source_id, reason or "rejected", _payload(record))
+                for source_id, reason, record in mapped.rejected
+            ],
+            read=len(page.records),
+            cursor=page.cursor,
+            position=page.position,
+            mode=page.mode,
+        )
+
+    def _write(self, batch: list[ReadyPage]) -> None:
+        """Consecutive pages and the last one's checkpoint, in one transaction."""
+        mapping = self.stream.mapping
+        source = self.stream.source
         now = utcnow()
-        with self.engine.begin() as connection:
-            if rows:
-                if self.events_mode:
-                    counts_written = add_usage(connection, rows, now)
-                    self.report.inserted += counts_written
-                else:
-                    counts = write_page(connection, mapping.target, source, rows, self.config, now)
+        with self._transaction(sum(len(page.rows) for page in batch)) as connection:
+            for page in batch:
+                rows = page.rows
+                if page.prepared is not None:
+                    counts = write_prepared(connection, page.prepared, self.config)
                     self.report.inserted += counts.inserted
                     self.report.updated += counts.updated
                     self.report.unchanged += counts.unchanged + counts.duplicates
-                if mapping.target.name != "usage" and self.open_quarantine:
+                elif rows:
+                    self.report.inserted += add_usage(connection, rows, now)
+                if rows and mapping.target.name != "usage" and self.open_quarantine:
                     _resolve_quarantine(
                         connection, source, self.stream.name, [r["source_id"] for r in rows], now
                     )
-            if rejected:
-                quarantine(connection, source, self.stream.name, rejected, now)
-                self.open_quarantine = True
-            _save_state(connection, source, self.stream.name, page)
-        self.report.read += len(page.records)
-        self.report.deleted += sum(1 for r in rows if r.get("is_deleted"))
-        self.report.quarantined += len(rejected)
-        self.report.pages += 1
-        self.report.mode = page.mode
-        self.progress.advance(self.key, len(page.records))
+                if page.rejected:
+                    quarantine(connection, source, self.stream.name, page.rejected, now)
+                    self.open_quarantine = True
+            _save_state(connection, source, self.stream.name, batch[-1])
+        for page in batch:
+            self.report.read += page.read
+            self.report.deleted += sum(1 for r in page.rows if r.get("is_deleted"))
+            self.report.quarantined += len(page.rejected)
+            self.report.pages += 1
+            self.report.mode = page.mode
+            self.progress.advance(self.key, page.read)
 
     def _finish_run(self, run_row: int) -> None:
         values = {
@@ -285,13 +309,13 @@ class _StreamSync:
                 "mode",
             )
         }
-        with self.engine.begin() as connection:
+        with self._transaction() as connection:
             connection.execute(
                 update(RUN).where(RUN.c.id == run_row).values(finished_at=utcnow(), **values)
             )
 
 
-def _save_state(connection: Any, source: str, stream: str, page: Page) -> None:
+def _save_state(connection: Any, source: str, stream: str, page: ReadyPage) -> None:
     upsert(
         connection,
         STATE,
@@ -329,47 +353,53 @@ def _resolve_quarantine(
 def _sync_source(
     engine: Engine,
     config: ClghubConfig,
-    connector: Connector,
-    mapping: SourceMapping,
+    streams: Sequence[Stream],
     run_id: str,
     progress: Progress,
     stop: threading.Event,
     full_refresh: bool,
-    only: Sequence[str] | None,
+    writer: StoreWriter,
+    gate: IdentityGate,
 ) -> list[StreamReport]:
     reports = []
-    for stream in connector.streams(mapping):
-        if only and stream.name not in only:
-            continue
-        report = _StreamSync(engine, config, stream, run_id, progress, stop, full_refresh).run()
+    for stream in streams:
+        report = _StreamSync(
+            engine, config, stream, run_id, progress, stop, full_refresh, writer
+        ).run()
         reports.append(report)
+        if is_account_stream(stream):
+            gate.stream_finished(stream.source, report.status == "ok")
         if report.status == "stopped":
             break  # quota or a stop request: the rest of this source waits for the next run
     return reports
 
 
-def finalize_links(engine: Engine, config: ClghubConfig, started: datetime) -> dict[str, int]:
+def finalize_links(
+    engine: Engine, config: ClghubConfig, started: datetime, resolved_early: Iterable[int] = ()
+) -> dict[str, int]:
     """The run's final pass: identity, account attributes, links, orphans.
 
-    Identity runs here, once, over every account record not yet linked,
-    source by source in priority order, so the accounts a run produces
-    depend only on the data read, never on which source or page came first
-    (sources sync concurrently, and faults reorder pages).
+    Identity runs here over every account record not yet linked, source by
+    source in priority order, so the accounts a run produces depend only on
+    the data read, never on which source or page came first (sources sync
+    concurrently, and faults reorder pages). The sources the run could
+    resolve early, with the same outcome, are done already
+    (``resolved_early`` holds the accounts that touched).
     """
     now = utcnow()
     unlinked: dict[str, int] = {}
     with engine.begin() as connection:
-        order: list[str] = [*config.identity.source_priority]
-        order += sorted(
-            {s for s in connection.execute(select(LINK.c.source).distinct()).scalars()} - set(order)
-        )
-        resolved: set[int] = set()
-        for source in order:
+        # Changes since the last run whose final pass committed, not since this
+        # run began: a run killed before its final pass left records and
+        # people written but their accounts not refreshed.
+        since = min(started, _finalized_through(connection))
+        resolved: set[int] = set(resolved_early)
+        for source in identity_order(connection, config):
             resolved.update(resolve_links(connection, source, config, now))
         changed = select(LINK.c.account_id).where(
-            LINK.c.updated_at >= started, LINK.c.account_id.is_not(None)
+            LINK.c.updated_at >= since, LINK.c.account_id.is_not(None)
         )
-        people = select(PERSON.c.source, PERSON.c.source_id).where(PERSON.c.updated_at >= started)
+        people = select(PERSON.c.source, PERSON.c.source_id).where(PERSON.c.updated_at >= since)
         owned = select(LINK.c.account_id).where(
             tuple_(LINK.c.source, LINK.c.owner_ref).in_(people)
             | tuple_(LINK.c.source, LINK.c.csm_ref).in_(people)
@@ -396,13 +426,23 @@ def finalize_links(engine: Engine, config: ClghubConfig, started: datetime) -> d
                 )
             for source, items in rejected.items():
                 quarantine(connection, source, f"{name}:link", items, now)
-            linked_ids = select(table.c.source_id).where(table.c.account_id.is_not(None))
+            # Checked per open entry (through the record's key), not by listing
+            # every linked record of the table.
+            linked = (
+                select(table.c.id)
+                .where(
+                    table.c.source == QUARANTINE.c.source,
+                    table.c.source_id == QUARANTINE.c.source_id,
+                    table.c.account_id.is_not(None),
+                )
+                .exists()
+            )
             connection.execute(
                 update(QUARANTINE)
                 .where(
                     QUARANTINE.c.stream == f"{name}:link",
                     QUARANTINE.c.resolved_at.is_(None),
-                    QUARANTINE.c.source_id.in_(linked_ids),
+                    linked,
                 )
                 .values(resolved_at=now)
             )
@@ -413,7 +453,30 @@ def finalize_links(engine: Engine, config: ClghubConfig, started: datetime) -> d
                 usage.c.account_id.is_(None)
             )
         ).scalar_one()
+        _mark_finalized(connection, started, now)
     return unlinked
+
+
+_FINALIZED = ("clghub", "final_pass")
+"""The :class:`SyncState` row holding the start of the last run whose final pass committed."""
+_NEVER = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _finalized_through(connection: Connection) -> datetime:
+    """When the last run whose final pass committed began (the epoch before any did)."""
+    cursor = connection.execute(
+        select(STATE.c.cursor).where(STATE.c.source == _FINALIZED[0], STATE.c.stream == _FINALIZED[1])
+    ).scalar_one_or_none()
+    return datetime.fromisoformat(cursor) if cursor else _NEVER
+
+
+def _mark_finalized(connection: Connection, started: datetime, now: datetime) -> None:
+    where = (STATE.c.source == _FINALIZED[0]) & (STATE.c.stream == _FINALIZED[1])
+    values = {"cursor": started.isoformat(), "updated_at": now}
+    if not connection.execute(update(STATE).where(where).values(**values)).rowcount:
+        connection.execute(
+            STATE.insert().values(source=_FINALIZED[0], stream=_FINALIZED[1], **values)
+        )
 
 
 def run_sync(
@@ -434,23 +497,35 @@ def run_sync(
     progress = progress or NullProgress()
     if not connectors:
         return report
-    with ThreadPoolExecutor(max_workers=len(connectors), thread_name_prefix="clghub-sync") as pool:
-        futures = [
-            pool.submit(
-                _sync_source,
-                engine,
-                config,
-                connector,
-                mapping,
-                report.run_id,
-                progress,
-                stop,
-                full_refresh,
-                streams,
-            )
-            for connector, mapping in connectors.values()
-        ]
-        for future in futures:
-            report.streams.extend(future.result())
-    report.unlinked = finalize_links(engine, config, started)
+    plans = {
+        name: [s for s in connector.streams(mapping) if not streams or s.name in streams]
+        for name, (connector, mapping) in connectors.items()
+    }
+    writer = StoreWriter(engine)
+    try:
+        gate = identity_gate(config, [s for plan in plans.values() for s in plan], writer)
+        gate.start()
+        with ThreadPoolExecutor(
+            max_workers=len(connectors), thread_name_prefix="clghub-sync"
+        ) as pool:
+            futures = [
+                pool.submit(
+                    _sync_source,
+                    engine,
+                    config,
+                    plan,
+                    report.run_id,
+                    progress,
+                    stop,
+                    full_refresh,
+                    writer,
+                    gate,
+                )
+                for plan in plans.values()
+            ]
+            for future in futures:
+                report.streams.extend(future.result())
+    finally:
+        writer.close()
+    report.unlinked = finalize_links(engine, config, started, gate.touched)
     return report

@@ -3,24 +3,111 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Table, and_, bindparam, func, not_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from clghub.config import ClghubConfig
 from clghub.store.models import Account, Quarantine, SourceLink, UsageDaily, table_of
-from clghub.store.upsert import UpsertCounts, dedupe_by_key, upsert
+from clghub.store.upsert import (
+    PreparedUpsert,
+    UpsertCounts,
+    dedupe_by_key,
+    execute_upsert,
+    prepare_upsert,
+)
 from clghub.sync.mapping import Target
 
-__all__ = ["LINKED_TARGETS", "add_usage", "link_accounts", "quarantine", "write_page"]
+__all__ = [
+    "LINKED_TARGETS",
+    "PreparedPage",
+    "add_usage",
+    "link_accounts",
+    "link_ahead",
+    "prepare_page",
+    "quarantine",
+    "write_page",
+    "write_prepared",
+]
 
 LINK = table_of(SourceLink)
 ACCOUNT = table_of(Account)
 QUARANTINE = table_of(Quarantine)
 LINKED_TARGETS = ("contact", "opportunity", "ticket", "activity")
 _USAGE_KEY = ("source", "account_key", "metric", "day")
+
+
+@dataclass
+class PreparedPage:
+    """A page of mapped rows ready to write: all but the account lookups and the statements."""
+
+    target: Target
+    source: str
+    upsert: PreparedUpsert
+    linked: bool = False
+    """The rows' account ids are looked up already (see :func:`link_ahead`)."""
+
+
+def prepare_page(
+    dialect: Any, target: Target, source: str, rows: list[dict[str, Any]], now: datetime
+) -> PreparedPage:
+    """Everything of :func:`write_page` that needs no connection (done ahead, in parallel)."""
+    if target.name == "usage" or target.name in LINKED_TARGETS:
+        for row in rows:
+            row["account_id"] = None  # looked up when written: see write_prepared
+    if target.name == "usage":
+        key: Sequence[str] = _USAGE_KEY
+    elif target.name == "account":
+        key = ["source", "object", "source_id"]
+    else:
+        key = ["source", "source_id"]
+    return PreparedPage(
+        target, source, prepare_upsert(dialect, target.table, rows, key=key, now=now)
+    )
+
+
+def link_ahead(connection: Connection, page: PreparedPage) -> None:
+    """Look up the accounts a prepared page's records point at, before its turn to be written.
+
+    Any connection will do, a reader's included: an account link, once
+    committed, never changes, so what a reader sees is what the writer
+    would. A record whose account is linked later (not yet committed) waits
+    for the final link pass, as it would anyway.
+    """
+    if page.target.name not in LINKED_TARGETS:
+        return
+    prepared = page.upsert
+    refs = [r.get("account_ref") for r in prepared.rows]
+    by_ref = _accounts_by_ref(connection, page.source, {ref for ref in refs if ref})
+    accounts = [by_ref.get(ref) if ref else None for ref in refs]
+    prepared.set_column("account_id", accounts, connection.dialect)
+    page.linked = True
+
+
+def write_prepared(
+    connection: Connection, page: PreparedPage, config: ClghubConfig
+) -> UpsertCounts:
+    """Upsert a prepared page, connecting its rows to their accounts.
+
+    Records that point at an account get its id before the upsert (one
+    lookup per page), so a row is written once, not inserted and then
+    updated; those whose account is not in the store yet wait for the
+    final link pass of the run. (Account records get their account, and
+    accounts their attributes, from identity: see finalize_links.)
+    """
+    prepared = page.upsert
+    rows = prepared.rows
+    if page.target.name == "usage":
+        by_key = _accounts_by_key(connection, {r["account_key"] for r in rows}, config)
+        accounts = [by_key.get(r["account_key"]) for r in rows]
+        prepared.set_column("account_id", accounts, connection.dialect)
+    elif not page.linked:
+        link_ahead(connection, page)
+    return execute_upsert(connection, prepared)
 
 
 def write_page(
@@ -31,45 +118,33 @@ def write_page(
     config: ClghubConfig,
     now: datetime,
 ) -> UpsertCounts:
-    """Upsert one page of mapped rows and connect them to accounts.
-
-    Records that point at an account get its id before the upsert (one
-    lookup per page), so a row is written once, not inserted and then
-    updated; those whose account is not in the store yet wait for the
-    final link pass of the run.
-    """
-    table = target.table
-    if target.name == "usage":
-        accounts = _accounts_by_key(connection, {r["account_key"] for r in rows}, config)
-        for row in rows:
-            row["account_id"] = accounts.get(row["account_key"])
-        return upsert(connection, table, rows, key=_USAGE_KEY, now=now)
-    if target.name in LINKED_TARGETS:
-        accounts = _accounts_by_ref(
-            connection, source, {r["account_ref"] for r in rows if r.get("account_ref")}
-        )
-        for row in rows:
-            row["account_id"] = accounts.get(row.get("account_ref"))  # type: ignore[arg-type]
-    key = ["source", "object", "source_id"] if target.name == "account" else ["source", "source_id"]
-    counts = upsert(connection, table, rows, key=key, now=now)
-    # Account records get their account (identity) and accounts their
-    # attributes in the run's final pass, in a fixed order: see finalize_links.
-    return counts
+    """Upsert one page of mapped rows and connect them to accounts."""
+    page = prepare_page(connection.dialect, target, source, rows, now)
+    return write_prepared(connection, page, config)
 
 
 def _accounts_by_ref(connection: Connection, source: str, refs: set[str]) -> dict[str, int]:
     if not refs:
         return {}
+    listed: Any
+    if connection.dialect.name == "sqlite":
+        # The page's references as one JSON array: the statement stays the same
+        # (and cached) whatever their number, instead of one placeholder each.
+        listed = select(func.json_each(bindparam("refs")).table_valued("value").c.value)
+        refs_param: Any = orjson.dumps(list(refs)).decode()
+    else:
+        listed = bindparam("refs", expanding=True)
+        refs_param = sorted(refs)
     rows = connection.execute(
         select(LINK.c.source_id, LINK.c.account_id).where(
             LINK.c.source == source,
             LINK.c.object == "account",
             LINK.c.account_id.is_not(None),
-            LINK.c.source_id.in_(bindparam("refs", expanding=True)),
+            LINK.c.source_id.in_(listed),
         ),
-        {"refs": sorted(refs)},
-    )
-    return {ref: account for ref, account in rows}
+        {"refs": refs_param},
+    ).all()
+    return dict(rows)
 
 
 def _accounts_by_key(
@@ -97,20 +172,6 @@ def _accounts_by_key(
     return found
 
 
-def _account_of(table: Table) -> Any:
-    return (
-        select(LINK.c.account_id)
-        .where(
-            and_(
-                LINK.c.source == table.c.source,
-                LINK.c.object == "account",
-                LINK.c.source_id == table.c.account_ref,
-            )
-        )
-        .scalar_subquery()
-    )
-
-
 def link_accounts(
     connection: Connection,
     table: Table,
@@ -118,9 +179,21 @@ def link_accounts(
     source: str | None = None,
     source_ids: Sequence[str] | None = None,
 ) -> int:
-    """Point records at their accounts (a page's records, or every unlinked one)."""
-    account = _account_of(table)
-    conditions: list[Any] = [table.c.account_id.is_distinct_from(account)]
+    """Point records that have no account yet at their accounts (a page's records, or all).
+
+    A linked record keeps its account: links never move once made, and a
+    record is linked afresh whenever it is written (:func:`write_page`). So
+    only the unlinked rows are visited (through the account_id index), and a
+    run that added nothing new costs next to nothing here.
+    """
+    conditions: list[Any] = [
+        table.c.account_id.is_(None),
+        table.c.account_ref.is_not(None),
+        LINK.c.source == table.c.source,
+        LINK.c.object == "account",
+        LINK.c.source_id == table.c.account_ref,
+        LINK.c.account_id.is_not(None),
+    ]
     params: dict[str, Any] = {}
     if source_ids is not None:
         conditions += [
@@ -128,10 +201,8 @@ def link_accounts(
             table.c.source_id.in_(bindparam("ids", expanding=True)),
         ]
         params["ids"] = list(source_ids)
-    else:
-        conditions += [table.c.account_ref.is_not(None)]
     result = connection.execute(
-        update(table).where(and_(*conditions)).values(account_id=account), params
+        update(table).where(and_(*conditions)).values(account_id=LINK.c.account_id), params
     )
     return max(result.rowcount, 0)
 

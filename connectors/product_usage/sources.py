@@ -28,7 +28,7 @@ from clghub.config.refs import SecretRef
 from clghub.connectors.product_usage.paginators import dig, make_paginator
 from clghub.http import RetryPolicy, check_response, classify_httpx_error, response_json
 from clghub.sync.casts import to_datetime
-from clghub.sync.mapping import StreamMapping
+from clghub.sync.mapping import UNREADABLE, StreamMapping
 from clghub.sync.stream import Page, StreamState
 
 __all__ = ["FileUsageStream", "RestUsageStream", "SqlUsageStream"]
@@ -198,7 +198,7 @@ class FileUsageStream:
                         try:
                             yield dict(orjson.loads(line))
                         except (orjson.JSONDecodeError, TypeError, ValueError):
-                            yield {"_error": f"{path.name} line {number}: not a JSON object"}
+                            yield {UNREADABLE: f"{path.name} line {number}: not a JSON object"}
 
     def read(self, state: StreamState) -> Iterator[Page]:
         done: dict[str, str] = (

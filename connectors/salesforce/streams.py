@@ -31,6 +31,11 @@ __all__ = ["SalesforceStream", "soql_datetime", "soql_string"]
 log = logging.getLogger(__name__)
 
 BULK_PAGE_RECORDS = 10_000
+BULK_PART_RECORDS = 2_000
+"""A bulk result page is parsed and handed on in parts of this many records
+(the REST page size), so a large page never sits in memory whole as records.
+Every part but the page's last resumes at that same page: a kill re-reads
+rows already written, never skips any."""
 _BULK_POLL_MAX_SECONDS = 10.0
 
 
@@ -208,24 +213,33 @@ class SalesforceStream:
             job_id = str(job["id"])
             self._wait(job_id)
         while True:
-            params: dict[str, Any] = {"maxRecords": BULK_PAGE_RECORDS}
-            if locator:
-                params["locator"] = locator
-            response = self.client.raw(
-                "GET", f"jobs/query/{job_id}/results", what="bulk results", params=params
-            )
-            records = _parse_csv(response.content.decode("utf-8"))
-            next_locator = response.headers.get("Sforce-Locator", "null")
+            text, next_locator = self._bulk_page(job_id, locator)
+            this_page = {**position, "bulk_job": job_id, "locator": locator}
+            parts = _csv_parts(text, BULK_PART_RECORDS)
+            part = next(parts, [])
+            for following in parts:
+                yield Page(part, cursor=None, position=this_page, mode="bulk")
+                part = following
             if not next_locator or next_locator == "null":
-                yield Page(records, cursor=_iso(window_end), position={}, mode="bulk")
+                yield Page(part, cursor=_iso(window_end), position={}, mode="bulk")
                 return
             locator = next_locator
             yield Page(
-                records,
+                part,
                 cursor=None,
                 position={**position, "bulk_job": job_id, "locator": locator},
                 mode="bulk",
             )
+
+    def _bulk_page(self, job_id: str, locator: str) -> tuple[str, str]:
+        """One page of a bulk job's results: its CSV text and the next page's locator."""
+        params: dict[str, Any] = {"maxRecords": BULK_PAGE_RECORDS}
+        if locator:
+            params["locator"] = locator
+        response = self.client.raw(
+            "GET", f"jobs/query/{job_id}/results", what="bulk results", params=params
+        )
+        return response.content.decode("utf-8"), response.headers.get("Sforce-Locator", "null")
 
     def _job_usable(self, job_id: str) -> bool:
         try:
@@ -255,7 +269,36 @@ def _flatten(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k != "attributes"}
 
 
-def _parse_csv(text: str) -> list[dict[str, Any]]:
-    # Bulk CSV writes null as an empty field.
-    reader = csv.DictReader(io.StringIO(text.replace("\x00", "")))
-    return [{k: (v if v != "" else None) for k, v in row.items()} for row in reader]
+def _csv_parts(text: str, size: int) -> Iterator[list[dict[str, Any]]]:
+    """Bulk CSV as records, ``size`` at a time (null is an empty field).
+
+    The same records csv.DictReader gives, without building each one twice.
+    """
+    reader = csv.reader(io.StringIO(text.replace("\x00", "")))
+    header = next(reader, None)
+    if header is None:
+        return
+    width = len(header)
+    part: list[dict[str, Any]] = []
+    for row in reader:
+        if not row:
+            continue  # DictReader skips blank lines too
+        if len(row) != width:
+            part.append(_ragged(header, row))
+        else:
+            part.append(dict(zip(header, [v or None for v in row], strict=True)))
+        if len(part) == size:
+            yield part
+            part = []
+    if part:
+        yield part
+
+
+def _ragged(header: list[str], row: list[str]) -> dict[str, Any]:
+    """A row with too few or too many fields, as DictReader reads it (then empty -> None)."""
+    record: dict[Any, Any] = dict(zip(header, row, strict=False))
+    for name in header[len(row) :]:
+        record[name] = None
+    if len(row) > len(header):
+        record[None] = row[len(header) :]
+    return {k: (v if v != "" else None) for k, v in record.items()}

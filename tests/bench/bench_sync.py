@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,11 @@ from clghub.config import load_config
 from clghub.store.engine import create_store_engine
 from clghub.sync.mapping import load_mapping
 from tests.support.snapshot import store_snapshot
+
+
+def _verify(ca_bundle: str | None) -> ssl.SSLContext | bool:
+    return ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
+
 
 HS_OBJECTS = ("owners", "companies", "contacts", "deals", "tickets")
 
@@ -84,7 +90,7 @@ def bare_loop(config_path: Path) -> tuple[float, int]:
 
     def salesforce() -> None:
         assert sf.ca_bundle is not None
-        with httpx.Client(verify=sf.ca_bundle, timeout=120) as client:
+        with httpx.Client(verify=_verify(sf.ca_bundle), timeout=120) as client:
             token = client.post(
                 sf.login_url + "/services/oauth2/token",
                 data={
@@ -168,7 +174,7 @@ def change_one_percent(config_path: Path) -> int:
     config = load_config(config_path)
     sf, hs = config.sources.salesforce, config.sources.hubspot
     changed = 0
-    with httpx.Client(verify=sf.ca_bundle or True, timeout=120) as client:
+    with httpx.Client(verify=_verify(sf.ca_bundle), timeout=120) as client:
         token = client.post(
             sf.login_url + "/services/oauth2/token",
             data={"grant_type": "password", "client_id": sf.consumer_key.reveal(), "client_secret": sf.consumer_secret.reveal(), "username": sf.username, "password": sf.password.reveal()},  # type: ignore[union-attr]

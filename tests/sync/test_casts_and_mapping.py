@@ -47,6 +47,13 @@ def test_numbers_as_strings_and_exact_money() -> None:
     for bad in ("NaN", "Infinity", "ten", True):
         with pytest.raises(CastError):
             CASTS["decimal"](bad)
+    with pytest.raises(CastError, match="out of range"):
+        CASTS["float"]("1e400")
+    # Whatever a mapping's bounds, money the store cannot hold is refused, not crashed on.
+    assert CASTS["money"]("-922337203685477.5807") == Decimal("-922337203685477.5807")
+    for absurd in ("1e15", -(10**16), "922337203685477.5808"):
+        with pytest.raises(CastError, match="too large to be money"):
+            CASTS["money"](absurd)
 
 
 def test_text_loses_nul_and_control_characters_but_keeps_every_plane() -> None:

@@ -129,6 +129,62 @@ def test_first_load_then_increments_after_api_changes(sandbox: Sandbox, store_ur
     engine.dispose()
 
 
+def test_a_large_first_load_reads_through_bulk_api_2(sandbox: Sandbox, tmp_path: Path) -> None:
+    config = sandbox.config(sources__hubspot__enabled=False, **CRM_ONLY)
+    rest = new_store(f"sqlite:///{tmp_path / 'rest.db'}")
+    assert sync(rest, config).ok
+    sandbox.control("POST", "/_sandbox/requests/reset")
+    config.sources.salesforce.bulk_threshold = 10
+    bulk = new_store(f"sqlite:///{tmp_path / 'bulk.db'}")
+    report = sync(bulk, config)
+    assert report.ok, [(s.stream, s.error) for s in report.streams]
+    modes = {s.stream: s.mode for s in report.streams}
+    assert modes["Opportunity"] == "bulk", modes
+    paths = {e["path"] for e in sandbox.control("GET", "/_sandbox/requests")["requests"]}
+    assert any("/jobs/query" in path for path in paths), paths
+    # Deleted rows come through the bulk queryAll too: the same store as over REST.
+    assert store_snapshot(bulk) == store_snapshot(rest)
+    # The next sync is incremental, over REST.
+    again = sync(bulk, config)
+    assert {s.mode for s in again.streams} == {"incremental"}
+
+
+def test_an_archived_hubspot_record_becomes_a_soft_delete(
+    sandbox: Sandbox, sqlite_url: str
+) -> None:
+    config = sandbox.config(sources__salesforce__enabled=False, **CRM_ONLY)
+    engine = new_store(sqlite_url)
+    assert sync(engine, config).ok
+    opportunity = table_of(Opportunity)
+    with engine.connect() as connection:
+        deal_id = connection.execute(
+            select(opportunity.c.source_id)
+            .where(opportunity.c.source == "hubspot", opportunity.c.is_deleted.is_(False))
+            .order_by(opportunity.c.source_id)
+            .limit(1)
+        ).scalar_one()
+    import httpx
+
+    archived = httpx.delete(
+        f"{sandbox.http_url}/crm/v3/objects/deals/{deal_id}",
+        headers={"Authorization": "Bearer sandbox"},
+        timeout=30,
+    )
+    assert archived.status_code == 204
+    report = sync(engine, config)
+    assert report.ok
+    deals = next(s for s in report.streams if s.stream == "deals")
+    assert deals.deleted == 1
+    with engine.connect() as connection:
+        assert (
+            connection.execute(
+                select(opportunity.c.is_deleted).where(opportunity.c.source_id == deal_id)
+            ).scalar_one()
+            is True
+        )
+    engine.dispose()
+
+
 def test_schema_drift_skips_the_missing_field(
     sandbox: Sandbox, tmp_path: Path, sqlite_url: str
 ) -> None:
@@ -188,15 +244,22 @@ def test_quota_exhaustion_stops_cleanly_and_the_next_run_completes(
     assert store_snapshot(engine) == store_snapshot(clean)
 
 
-def test_a_quota_other_apps_used_up_stops_the_sync_cleanly(sandbox: Sandbox, sqlite_url: str) -> None:
+def test_a_quota_other_apps_used_up_stops_the_sync_cleanly(
+    sandbox: Sandbox, sqlite_url: str
+) -> None:
     # No margin left to stop at: the org answers 403 REQUEST_LIMIT_EXCEEDED.
     config = sandbox.config(sources__hubspot__enabled=False, **CRM_ONLY)
     config.sources.salesforce.quota_share = 1.0
     used = sandbox.control("GET", "/_sandbox/salesforce/quota")["used"]
     sandbox.control("POST", "/_sandbox/salesforce/quota", {"max": used})
     report = sync(new_store(sqlite_url), config)
-    assert {s.status for s in report.streams} == {"stopped"}, [(s.stream, s.error) for s in report.streams]
-    assert all("REQUEST_LIMIT_EXCEEDED" in (s.error or "") or "quota" in (s.error or "") for s in report.streams)
+    assert {s.status for s in report.streams} == {"stopped"}, [
+        (s.stream, s.error) for s in report.streams
+    ]
+    assert all(
+        "REQUEST_LIMIT_EXCEEDED" in (s.error or "") or "quota" in (s.error or "")
+        for s in report.streams
+    )
 
 
 def test_session_expiry_mid_run_logs_in_again(sandbox: Sandbox, sqlite_url: str) -> None:
@@ -274,7 +337,9 @@ def test_sigkill_at_random_points_then_rerun_converges(sandbox: Sandbox, tmp_pat
     assert store_snapshot(killed) == store_snapshot(clean)
 
 
-def test_hubspot_sync_stays_under_the_rate_limit_without_429s(tmp_path: Path, sqlite_url: str) -> None:
+def test_hubspot_sync_stays_under_the_rate_limit_without_429s(
+    tmp_path: Path, sqlite_url: str
+) -> None:
     # A tight policy: 8 requests per 10 s. The client learns it from the headers and paces.
     with running_sandbox(tmp_path / "sandbox", accounts=40, hs_requests_per_10s=8) as tight:
         config = tight.config(sources__salesforce__enabled=False, **CRM_ONLY)
@@ -287,19 +352,29 @@ def test_hubspot_sync_stays_under_the_rate_limit_without_429s(tmp_path: Path, sq
         assert not [e for e in hubspot if e["status"] == 429]
 
 
-def test_long_hubspot_property_lists_never_hit_414(sandbox: Sandbox, tmp_path: Path, sqlite_url: str) -> None:
+def test_long_hubspot_property_lists_never_hit_414(
+    sandbox: Sandbox, tmp_path: Path, sqlite_url: str
+) -> None:
     config = sandbox.config(sources__salesforce__enabled=False, **CRM_ONLY)
     config.sources.hubspot.objects = ["companies"]
     headers = {"Authorization": "Bearer sandbox"}
     # 100 names of 95 characters: a list request naming them all would be a 10 KB URL.
-    names = [f"custom_metric_with_a_rather_long_internal_name_{i:03d}".ljust(95, "x") for i in range(100)]
+    names = [
+        f"custom_metric_with_a_rather_long_internal_name_{i:03d}".ljust(95, "x") for i in range(100)
+    ]
     import httpx
 
     with httpx.Client(base_url=sandbox.http_url, headers=headers, timeout=30) as client:
         for name in names:
             response = client.post(
                 "/crm/v3/properties/companies",
-                json={"name": name, "label": name, "type": "string", "fieldType": "text", "groupName": "companyinformation"},
+                json={
+                    "name": name,
+                    "label": name,
+                    "type": "string",
+                    "fieldType": "text",
+                    "groupName": "companyinformation",
+                },
             )
             assert response.status_code == 201, response.text
     mapping = tmp_path / "wide.toml"
@@ -313,8 +388,18 @@ def test_long_hubspot_property_lists_never_hit_414(sandbox: Sandbox, tmp_path: P
     assert report.streams[0].inserted > 0
 
 
-@pytest.mark.parametrize(("style", "path"), [("cursor", "/usage/v1/daily"), ("page", "/usage/v1/daily/pages"), ("offset", "/usage/v1/daily/offset"), ("link", "/usage/v1/daily/link")])
-def test_every_usage_pagination_style_reads_the_same_rows(sandbox: Sandbox, tmp_path: Path, style: str, path: str) -> None:
+@pytest.mark.parametrize(
+    ("style", "path"),
+    [
+        ("cursor", "/usage/v1/daily"),
+        ("page", "/usage/v1/daily/pages"),
+        ("offset", "/usage/v1/daily/offset"),
+        ("link", "/usage/v1/daily/link"),
+    ],
+)
+def test_every_usage_pagination_style_reads_the_same_rows(
+    sandbox: Sandbox, tmp_path: Path, style: str, path: str
+) -> None:
     config = sandbox.config(sources__salesforce__enabled=False, sources__hubspot__enabled=False)
     rest = config.sources.product_usage.rest
     assert rest is not None
@@ -327,7 +412,10 @@ def test_every_usage_pagination_style_reads_the_same_rows(sandbox: Sandbox, tmp_
     assert report.ok, [(s.stream, s.error) for s in report.streams]
     usage = store_snapshot(engine)["usage_daily"]
     reference = new_store(f"sqlite:///{tmp_path / 'reference.db'}")
-    assert sync(reference, sandbox.config(sources__salesforce__enabled=False, sources__hubspot__enabled=False)).ok
+    assert sync(
+        reference,
+        sandbox.config(sources__salesforce__enabled=False, sources__hubspot__enabled=False),
+    ).ok
     expected = store_snapshot(reference)["usage_daily"]
     assert len(usage) > 1000
     assert [row[:5] for row in usage] == [row[:5] for row in expected]
