@@ -207,12 +207,7 @@ def compute(connection: Connection, config: ClghubConfig, as_of: date) -> dict[s
         )
         analyze(connection, arr_month)
         counted = connection.execute(select(func.count()).select_from(valid)).scalar_one()
-        spans = _spans(points, current)
-        ledger_rows = connection.execute(
-            select(func.coalesce(func.sum(spans.c.last_month - spans.c.first_month + 1), 0)).where(
-                spans.c.arr_units > 0
-            )
-        ).scalar_one()
+        ledger_rows = connection.execute(select(func.count()).select_from(arr_month)).scalar_one()
         movements = _write_movements(connection, config, as_of, points, now)
 
     _resolve_quarantine(connection, now)
@@ -346,22 +341,12 @@ def _overdrawn(coverage: Table, points: Table) -> Select[Any]:
 def _write_movements(
     connection: Connection, config: ClghubConfig, as_of: date, points: Table, now: datetime
 ) -> dict[str, int]:
-    """Monthly movements at the change points, then quarterly movements in the
-    quarters that had a monthly one."""
+    """Monthly and quarterly movements, both from the change points."""
     movement = table_of(ArrMovement)
     connection.execute(delete(movement))
     bridge = BridgeQueries(config, as_of)
-    monthly = movement.alias("arr_monthly_movements")
-    sources = {
-        "month": bridge.monthly_movements(points),
-        "quarter": bridge.quarterly_movements(
-            select(monthly.c.account_id, monthly.c.period_start)
-            .where(monthly.c.period_kind == "month")
-            .subquery("arr_monthly_points")
-        ),
-    }
     for kind in _MOVEMENT_KINDS:
-        found = sources[kind].subquery(f"arr_movements_{kind}")
+        found = bridge.movements(points, kind).subquery(f"arr_movements_{kind}")
         connection.execute(
             movement.insert().from_select(
                 [
@@ -386,7 +371,7 @@ def _write_movements(
                 ),
             )
         )
-        analyze(connection, movement)
+    analyze(connection, movement)
     # rowcount of INSERT ... SELECT is not reliable on every driver; count instead.
     counted = connection.execute(
         select(movement.c.period_kind, func.count()).group_by(movement.c.period_kind)

@@ -15,10 +15,10 @@ one quarter has no quarterly movement (the monthly bridge shows both).
 
 ARR only changes in the months where a contract stretch starts or the month
 after one ends, so movements are computed at those *change points* (a few per
-account and year), never by comparing every month of the ledger: monthly
-movements from the change points, quarterly ones in the quarters that had a
-monthly one, trailing-twelve-months ones as runs of months between the change
-points and the change points a year later.
+account and year), never by comparing every month of the ledger: monthly and
+quarterly movements from the change points in the period (the ARR before the
+first, the ARR of the last), trailing-twelve-months ones as runs of months
+between the change points and the change points a year later.
 """
 
 from __future__ import annotations
@@ -28,22 +28,19 @@ from datetime import date
 from typing import Any, Literal
 
 from sqlalchemy import (
-    ColumnElement,
     FromClause,
     Select,
-    Subquery,
     and_,
     case,
     func,
     literal,
     null,
+    or_,
     select,
     union,
 )
 
 from clghub.config.models import ClghubConfig
-from clghub.store.models import table_of
-from clghub.store.revenue import ArrMonth
 from clghub.store.sqlfuncs import month_index, month_start
 from clghub.workflows.exact import units
 from clghub.workflows.periods import month_index as python_month_index
@@ -70,23 +67,30 @@ class BridgeQueries:
 
     # ----------------------------------------------------------------- months, quarters
 
-    def monthly_movements(self, points: FromClause) -> Select[Any]:
-        """Every account's monthly movement.
+    def movements(self, points: FromClause, kind: Literal["month", "quarter"]) -> Select[Any]:
+        """Every account's movement per month or fiscal quarter.
 
         ``points`` has ``(account_id, m, arr_units)``: the account's ARR from
         month m on, at every month where it may change (where an ARR stretch
         starts, or the month after one ends), and it holds until the next
-        such month. So the ARR before m is the previous point's, and only
-        those months are compared, not every month of the ledger.
+        such month. So a period's start ARR is the one before its first
+        point, its end ARR that of its last point (the period's end, or
+        ``as_of`` for the open one), and only the periods with a point can
+        move: no month of the ledger is read, and a quarter is no more work
+        than a month.
 
         Columns: ``account_id``, ``period``, ``period_start`` (date),
         ``movement``, ``start_units``, ``end_units``, ``amount``.
         """
+        length, offset = (1, 0) if kind == "month" else (3, self.offset)
+        # Month indexes are far above the offset: the division never truncates
+        # a negative number.
+        period = (points.c.m - offset) // length if length > 1 else points.c.m
         by_account, in_order = points.c.account_id, points.c.m
         compared = (
             select(
                 points.c.account_id,
-                points.c.m,
+                period.label("period"),
                 points.c.arr_units,
                 func.coalesce(
                     func.lag(points.c.arr_units).over(partition_by=by_account, order_by=in_order),
@@ -98,15 +102,46 @@ class BridgeQueries:
                     ),
                     0,
                 ).label("best_before"),
+                func.lag(period)
+                .over(partition_by=by_account, order_by=in_order)
+                .label("prev_period"),
+                func.lead(period)
+                .over(partition_by=by_account, order_by=in_order)
+                .label("next_period"),
             )
             .where(points.c.m <= self.current_month)
-            .subquery("bridge_month_compared")
+            .subquery(f"bridge_{kind}_compared")
         )
-        start_units, end_units = compared.c.prev_units, compared.c.arr_units
+        c = compared.c
+        if length == 1:
+            # One point per account and month: each point is a whole period.
+            per_period = select(
+                c.account_id,
+                c.period,
+                c.prev_units.label("start_units"),
+                c.arr_units.label("end_units"),
+                c.best_before,
+            ).subquery(f"bridge_{kind}_periods")
+        else:
+            first = or_(c.prev_period.is_(None), c.prev_period != c.period)
+            last = or_(c.next_period.is_(None), c.next_period != c.period)
+            per_period = (
+                select(
+                    c.account_id,
+                    c.period,
+                    func.max(case((first, c.prev_units))).label("start_units"),
+                    func.max(case((last, c.arr_units))).label("end_units"),
+                    func.max(case((first, c.best_before))).label("best_before"),
+                )
+                .group_by(c.account_id, c.period)
+                .subquery(f"bridge_{kind}_periods")
+            )
+        p = per_period.c
+        start_units, end_units = p.start_units, p.end_units
         movement = case(
             (
                 (start_units == 0) & (end_units > 0),
-                case((compared.c.best_before > 0, literal("reactivation")), else_=literal("new")),
+                case((p.best_before > 0, literal("reactivation")), else_=literal("new")),
             ),
             ((start_units > 0) & (end_units == 0), literal("churn")),
             (end_units > start_units, literal("expansion")),
@@ -114,102 +149,15 @@ class BridgeQueries:
             else_=null(),
         )
         classified = select(
-            compared.c.account_id,
-            compared.c.m.label("period"),
-            month_start(compared.c.m).label("period_start"),
+            p.account_id,
+            p.period,
+            month_start(p.period * length + offset).label("period_start"),
             movement.label("movement"),
             start_units.label("start_units"),
             end_units.label("end_units"),
             func.abs(end_units - start_units).label("amount"),
-        ).subquery("bridge_month_classified")
+        ).subquery(f"bridge_{kind}_classified")
         return select(classified).where(classified.c.movement.is_not(None))
-
-    def quarterly_movements(self, monthly: FromClause) -> Select[Any]:
-        """Every account's movement per fiscal quarter, from the monthly ones.
-
-        ``monthly`` has ``(account_id, period_start)`` of the monthly
-        movements: a quarter's end can only differ from the previous quarter's
-        in a quarter with a monthly movement.
-        """
-        quarter = (month_index(monthly.c.period_start) - self.offset) // 3
-        candidates = (
-            select(monthly.c.account_id, quarter.label("period"))
-            .distinct()
-            .subquery("bridge_quarter_candidates")
-        )
-        first_month = candidates.c.period * 3 + self.offset
-        last_month = first_month + 2
-        end_month = case(
-            (last_month > self.current_month, literal(self.current_month)), else_=last_month
-        )
-        return self._classified(candidates, first_month - 1, end_month, first_month)
-
-    def _classified(
-        self,
-        candidates: Subquery,
-        start_month: ColumnElement[Any],
-        end_month: ColumnElement[Any],
-        first_month: ColumnElement[Any],
-    ) -> Select[Any]:
-        """The movement of each ``(account_id, period)`` between the ARR at the end
-        of ``start_month`` and at the end of ``end_month`` (month indexes).
-
-        Columns: ``account_id``, ``period``, ``period_start`` (date),
-        ``movement``, ``start_units``, ``end_units``, ``amount``.
-        """
-        arr_month = table_of(ArrMonth)
-        start = arr_month.alias("bridge_start")
-        end = arr_month.alias("bridge_end")
-        firsts = self._first_months()
-        start_day = month_start(start_month)
-        start_units = func.coalesce(units(start.c.arr), literal(0))
-        end_units = func.coalesce(units(end.c.arr), literal(0))
-        movement = case(
-            (
-                (start_units == 0) & (end_units > 0),
-                case((firsts.c.first_active <= start_day, literal("reactivation")), else_="new"),
-            ),
-            ((start_units > 0) & (end_units == 0), literal("churn")),
-            (end_units > start_units, literal("expansion")),
-            (end_units < start_units, literal("contraction")),
-            else_=null(),
-        )
-        compared = (
-            select(
-                candidates.c.account_id,
-                candidates.c.period,
-                month_start(first_month).label("period_start"),
-                movement.label("movement"),
-                start_units.label("start_units"),
-                end_units.label("end_units"),
-                func.abs(end_units - start_units).label("amount"),
-            )
-            .select_from(
-                candidates.join(firsts, firsts.c.account_id == candidates.c.account_id)
-                .outerjoin(
-                    start,
-                    and_(start.c.account_id == candidates.c.account_id, start.c.month == start_day),
-                )
-                .outerjoin(
-                    end,
-                    and_(
-                        end.c.account_id == candidates.c.account_id,
-                        end.c.month == month_start(end_month),
-                    ),
-                )
-            )
-            .subquery("bridge_compared")
-        )
-        return select(compared).where(compared.c.movement.is_not(None))
-
-    def _first_months(self) -> Subquery:
-        """Each account's first month with ARR (the ledger's own order: an index scan)."""
-        arr_month = table_of(ArrMonth)
-        return (
-            select(arr_month.c.account_id, func.min(arr_month.c.month).label("first_active"))
-            .group_by(arr_month.c.account_id)
-            .subquery("bridge_first_month")
-        )
 
     # ----------------------------------------------------------------- trailing twelve months
 

@@ -61,6 +61,7 @@ from sqlalchemy import (
     cast,
     delete,
     exists,
+    false,
     func,
     insert,
     literal,
@@ -141,7 +142,7 @@ def compute(connection: Connection, config: ClghubConfig, as_of: date) -> dict[s
     with valuation_scratch(
         connection, config, choices, [(0, current, last_closed_month(as_of))], as_of
     ) as valuation:
-        values = clv_at_boundaries(config, valuation).subquery("clv_now")
+        values = clv_at_boundaries(valuation).subquery("clv_now")
         written = _write_snapshot(connection, config, as_of, values, now)
 
     active = connection.execute(
@@ -326,11 +327,10 @@ def load_models(connection: Connection, as_of: date) -> list[ClvModelChoice]:
 class Valuation(NamedTuple):
     """The scratch tables :func:`clv_at_boundaries` reads."""
 
-    boundaries: Table
+    valued: Table
+    """Per valuation day and active account: segment, ARR, margin and renewals."""
     factors: Table
-    segments: Table
-    spells: Table
-    """Per valuation day and active account: renewals in its current run of ARR."""
+    """DERL per segment and renewals."""
 
 
 @contextmanager
@@ -341,27 +341,14 @@ def valuation_scratch(
     boundaries: list[tuple[int, int, int]],
     as_of: date,
 ) -> Iterator[Valuation]:
-    """Scratch tables of valuation days, of DERL per (segment, renewals) and of
-    each account's segment (today's).
+    """Scratch tables of the accounts valued on each day and of DERL per
+    (segment, renewals).
 
     ``boundaries`` are ``(boundary id, month index valued, last closed month)``:
     the ARR of the month valued, renewals counted up to the last closed month.
+    Accounts are valued in their segment of ``as_of``.
     """
     with (
-        scratch_table(
-            connection,
-            "tmp_clv_spells",
-            Column("boundary", Integer, nullable=False),
-            Column("month_date", Date, nullable=False),
-            Column("account_id", Integer, nullable=False),
-            Column("renewals", Integer, nullable=False),
-        ) as spell_table,
-        scratch_table(
-            connection,
-            "tmp_clv_segments",
-            Column("account_id", Integer, primary_key=True),
-            Column("segment", String(64), nullable=False),
-        ) as segment_table,
         scratch_table(
             connection,
             "tmp_clv_boundaries",
@@ -379,6 +366,16 @@ def valuation_scratch(
             Column("residual", Float, nullable=False),
             index=("segment", "renewals"),
         ) as factor_table,
+        scratch_table(
+            connection,
+            "tmp_clv_valued",
+            Column("boundary", Integer, nullable=False),
+            Column("account_id", Integer, nullable=False),
+            Column("segment", String(64), nullable=False),
+            Column("arr_units", BigInteger, nullable=False),
+            Column("margin_units", BigInteger, nullable=False),
+            Column("renewals", Integer, nullable=False),
+        ) as valued_table,
     ):
         connection.execute(
             insert(boundary_table),
@@ -412,28 +409,38 @@ def valuation_scratch(
             connection.execute(insert(factor_table), rows)
         analyze(connection, boundary_table)
         analyze(connection, factor_table)
-        fill(connection, segment_table, account_segments(config, as_of))
-        fill(connection, spell_table, _spells(config, boundary_table))
-        yield Valuation(boundary_table, factor_table, segment_table, spell_table)
+        # Stored and analyzed: segments and renewals are computed keys, which
+        # no planner can estimate the join with the factors on.
+        fill(connection, valued_table, _valued(config, boundary_table, as_of))
+        yield Valuation(valued_table, factor_table)
 
 
-def _spells(config: ClghubConfig, boundaries: Table) -> Select[Any]:
-    """Renewals so far at each valuation day: whole periods from the start of the
-    account's current run of ARR months (its latest arrival, new or
-    reactivation) to the day's last closed month."""
+def _valued(config: ClghubConfig, boundaries: Table, as_of: date) -> Select[Any]:
+    """Every account active on each valuation day, with its segment, ARR, margin
+    and renewals so far.
+
+    Renewals so far are whole periods from the start of the account's current
+    run of ARR months (its latest arrival, new or reactivation, on or before
+    the day) to the day's last closed month.
+    """
+    period = config.clv.period_months
+    arr_month = table_of(ArrMonth)
     movement = table_of(ArrMovement)
+    segments = account_segments(config, as_of).subquery("clv_segments")
+    arr_units = units(arr_month.c.arr)
     started = (
         select(
             boundaries.c.boundary,
-            boundaries.c.month_date,
             boundaries.c.closed_month,
-            movement.c.account_id,
+            arr_month.c.account_id,
+            arr_units.label("arr_units"),
             func.max(month_index(movement.c.period_start)).label("spell_start"),
         )
         .select_from(
-            boundaries.join(
+            boundaries.join(arr_month, arr_month.c.month == boundaries.c.month_date).join(
                 movement,
                 and_(
+                    movement.c.account_id == arr_month.c.account_id,
                     movement.c.period_kind == "month",
                     movement.c.kind.in_(("new", "reactivation")),
                     movement.c.period_start <= boundaries.c.month_date,
@@ -442,62 +449,38 @@ def _spells(config: ClghubConfig, boundaries: Table) -> Select[Any]:
         )
         .group_by(
             boundaries.c.boundary,
-            boundaries.c.month_date,
             boundaries.c.closed_month,
-            movement.c.account_id,
+            arr_month.c.account_id,
+            arr_units,
         )
         .subquery("clv_spell_starts")
     )
     renewals = case(
         (
             started.c.closed_month > started.c.spell_start,
-            (started.c.closed_month - started.c.spell_start) // config.clv.period_months,
+            (started.c.closed_month - started.c.spell_start) // period,
         ),
         else_=0,
     )
+    margin_ratio = ratio(config.clv.gross_margin, what="clv.gross_margin") * Fraction(period, 12)
     return select(
         started.c.boundary,
-        started.c.month_date,
         started.c.account_id,
+        segments.c.segment,
+        started.c.arr_units,
+        scale_units(started.c.arr_units, margin_ratio).label("margin_units"),
         renewals.label("renewals"),
-    )
+    ).select_from(started.join(segments, segments.c.account_id == started.c.account_id))
 
 
-def clv_at_boundaries(config: ClghubConfig, valuation: Valuation) -> Select[Any]:
+def clv_at_boundaries(valuation: Valuation) -> Select[Any]:
     """CLV of every account active at each valuation day.
 
     Columns: ``boundary``, ``account_id``, ``segment``, ``model_segment``,
     ``arr_units``, ``margin_units``, ``renewals``, ``derl``, ``clv_units``.
-    Segments are today's (``as_of``) for every day.
+    Segments are ``as_of``'s (see :func:`valuation_scratch`) for every day.
     """
-    boundaries, factors, segments, spells = valuation
-    period = config.clv.period_months
-    arr_month = table_of(ArrMonth)
-    margin_ratio = ratio(config.clv.gross_margin, what="clv.gross_margin") * Fraction(period, 12)
-    margin = scale_units(units(arr_month.c.arr), margin_ratio)
-    valued = (
-        select(
-            spells.c.boundary,
-            arr_month.c.account_id,
-            segments.c.segment,
-            units(arr_month.c.arr).label("arr_units"),
-            margin.label("margin_units"),
-            spells.c.renewals,
-        )
-        .select_from(
-            spells.join(
-                arr_month,
-                and_(
-                    arr_month.c.account_id == spells.c.account_id,
-                    arr_month.c.month == spells.c.month_date,
-                ),
-            ).join(segments, segments.c.account_id == spells.c.account_id)
-        )
-        # Implied by the join; stated so a backend can read just the valued
-        # months through the ledger's month index when they are few.
-        .where(arr_month.c.month.in_(select(boundaries.c.month_date)))
-        .subquery("clv_valued")
-    )
+    valued, factors = valuation
     return select(
         valued.c.boundary,
         valued.c.account_id,
@@ -526,9 +509,12 @@ def _write_snapshot(
     previous_day = connection.execute(
         select(func.max(clv.c.as_of)).where(clv.c.as_of < as_of)
     ).scalar_one()
+    # No earlier snapshot: an empty set the planner sees as empty (a test for
+    # a NULL day would scan the table being written once per row written).
+    on_previous_day = clv.c.as_of == previous_day if previous_day is not None else false()
     previous = (
         select(clv.c.account_id, units(clv.c.clv).label("clv_units"))
-        .where(clv.c.as_of == previous_day)
+        .where(on_previous_day)
         .subquery("clv_previous")
     )
     stamp = literal(now, UTCDateTime())

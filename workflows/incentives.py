@@ -37,6 +37,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    CTE,
     BigInteger,
     Column,
     Connection,
@@ -54,6 +55,7 @@ from sqlalchemy import (
     literal,
     null,
     select,
+    true,
     union_all,
 )
 
@@ -117,16 +119,12 @@ def compute(connection: Connection, config: ClghubConfig, as_of: date) -> dict[s
     ]
     with (
         valuation_scratch(connection, config, choices, boundaries, as_of) as valuation,
-        _scratch_tables(connection) as (periods, values, events, pool),
+        _scratch_tables(connection) as (periods, events, pool),
     ):
         connection.execute(insert(periods), [_period_values(row) for row in rows])
         connection.execute(
-            values.insert().from_select(
-                ["boundary", "account_id", "clv_units"],
-                _clv_values(config, valuation),
-            )
+            events.insert().from_select(_EVENT_COLUMNS, _events(periods, _clv_values(valuation)))
         )
-        connection.execute(events.insert().from_select(_EVENT_COLUMNS, _events(periods, values)))
         connection.execute(
             pool.insert().from_select(_POOL_COLUMNS, _pool_rows(config, periods, events))
         )
@@ -201,7 +199,7 @@ _POOL_COLUMNS = [
 
 
 @contextmanager
-def _scratch_tables(connection: Connection) -> Iterator[tuple[Table, Table, Table, Table]]:
+def _scratch_tables(connection: Connection) -> Iterator[tuple[Table, Table, Table]]:
     with (
         scratch_table(
             connection,
@@ -216,14 +214,6 @@ def _scratch_tables(connection: Connection) -> Iterator[tuple[Table, Table, Tabl
             Column("start_text", String(10), nullable=False),
             Column("end_text", String(10), nullable=False),
         ) as periods,
-        scratch_table(
-            connection,
-            "tmp_incentive_clv",
-            Column("boundary", Integer, nullable=False),
-            Column("account_id", Integer, nullable=False),
-            Column("clv_units", BigInteger, nullable=False),
-            index=("boundary", "account_id"),
-        ) as values,
         scratch_table(
             connection,
             "tmp_incentive_events",
@@ -249,18 +239,27 @@ def _scratch_tables(connection: Connection) -> Iterator[tuple[Table, Table, Tabl
             Column("note", Text),
         ) as pool,
     ):
-        yield periods, values, events, pool
+        yield periods, events, pool
 
 
-def _clv_values(config: ClghubConfig, valuation: Valuation) -> Any:
-    valued = clv_at_boundaries(config, valuation).subquery("incentive_valued")
-    return select(valued.c.boundary, valued.c.account_id, valued.c.clv_units)
+def _clv_values(valuation: Valuation) -> CTE:
+    """``boundary, account_id, clv_units``: every account's CLV at each boundary.
+
+    Materialized: the events read it twice (as a period's end and as the
+    next period's start).
+    """
+    valued = clv_at_boundaries(valuation).subquery("incentive_valued")
+    return (
+        select(valued.c.boundary, valued.c.account_id, valued.c.clv_units)
+        .cte("incentive_clv")
+        .prefix_with("MATERIALIZED")
+    )
 
 
 # --------------------------------------------------------------------------- events
 
 
-def _events(periods: Table, values: Table) -> Any:
+def _events(periods: Table, values: CTE) -> Any:
     """One row per account and computed period whose CLV moved, or that churned."""
     movement = table_of(ArrMovement)
     monthly = movement.c.period_kind == "month"
@@ -458,24 +457,32 @@ def _teams(config: ClghubConfig) -> list[tuple[str, Any]]:
 def _write_detail(
     connection: Connection, config: ClghubConfig, periods: Table, pool: Table, stamp: Any
 ) -> None:
+    """One detail row per pool row and team, all teams in one statement."""
     account = table_of(Account)
     detail = table_of(IncentiveDetail)
     teams = _teams(config)
+    team_rows = union_all(
+        *(select(literal(team).label("team")) for team, _share in teams)
+    ).subquery("incentive_teams")
+    team = team_rows.c.team
     magnitude = case((pool.c.pool_delta >= 0, pool.c.pool_delta), else_=-pool.c.pool_delta)
     sign = case((pool.c.pool_delta >= 0, 1), else_=-1)
-    amounts: dict[str, Any] = {}
-    for team, share in teams[:-1]:
-        amounts[team] = sign * scale_units(magnitude, share)
-    last_team = teams[-1][0]
-    remainder = pool.c.pool_delta
-    for team in amounts:
-        remainder = remainder - amounts[team]
-    amounts[last_team] = remainder
+    shares = {name: sign * scale_units(magnitude, share) for name, share in teams[:-1]}
+    # The last team takes what the others' rounded shares leave.
+    remainder: Any = pool.c.pool_delta
+    for share in shares.values():
+        remainder = remainder - share
+    amount = (
+        case(*((team == name, share) for name, share in shares.items()), else_=remainder)
+        if shares
+        else remainder
+    )
     people = {
         "marketing": func.coalesce(func.nullif(account.c.lead_source, ""), literal(UNASSIGNED)),
         "sales": func.coalesce(cast(account.c.owner_id, String), literal(UNASSIGNED)),
         "cs": func.coalesce(cast(account.c.csm_id, String), literal(UNASSIGNED)),
     }
+    person = case(*((team == name, people[name]) for name, _share in teams), else_=null())
     columns = [
         "period",
         "account_id",
@@ -490,30 +497,29 @@ def _write_detail(
         "note",
         "computed_at",
     ]
-    for team, _share in teams:
-        connection.execute(
-            detail.insert().from_select(
-                columns,
-                select(
-                    periods.c.label,
-                    pool.c.account_id,
-                    pool.c.kind,
-                    pool.c.clv_start,
-                    pool.c.clv_end,
-                    pool.c.clv_delta,
-                    pool.c.pool_delta,
-                    literal(team),
-                    people[team],
-                    amounts[team],
-                    pool.c.note,
-                    stamp,
-                ).select_from(
-                    pool.join(periods, periods.c.period == pool.c.period).join(
-                        account, account.c.id == pool.c.account_id
-                    )
-                ),
-            )
+    connection.execute(
+        detail.insert().from_select(
+            columns,
+            select(
+                periods.c.label,
+                pool.c.account_id,
+                pool.c.kind,
+                pool.c.clv_start,
+                pool.c.clv_end,
+                pool.c.clv_delta,
+                pool.c.pool_delta,
+                team,
+                person,
+                amount,
+                pool.c.note,
+                stamp,
+            ).select_from(
+                pool.join(periods, periods.c.period == pool.c.period)
+                .join(account, account.c.id == pool.c.account_id)
+                .join(team_rows, true())
+            ),
         )
+    )
 
 
 def _write_totals(connection: Connection, periods: Table, pool: Table, stamp: Any) -> None:

@@ -37,6 +37,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import (
+    CTE,
     BigInteger,
     Column,
     Connection,
@@ -192,18 +193,17 @@ def compute(connection: Connection, config: ClghubConfig, as_of: date) -> dict[s
         # back after its last, and running sums give every month's total.
         bridge = BridgeQueries(config, as_of)
         fill(connection, spans, bridge.spans(stored))
-        runs = bridge.ttm_intervals(spans).subquery("retention_ttm_runs")
+        # Each run feeds two edges: computed once, not once per edge.
+        runs = bridge.ttm_intervals(spans).cte("retention_ttm_runs").prefix_with("MATERIALIZED")
         connection.execute(
             combos.insert().from_select(_COMBO_COLUMNS, _run_edges(runs, attrs, current))
         )
         analyze(connection, combos)
-        for kind in ("month", "quarter", _TTM_EDGES):
-            for dim in COHORT_DIMS:
-                connection.execute(
-                    moves.insert().from_select(
-                        _MOVE_COLUMNS, _sums(kind, dim, combos, combo_values)
-                    )
-                )
+        # Every kind at once, one dimension at a time.
+        for dim in COHORT_DIMS:
+            connection.execute(
+                moves.insert().from_select(_MOVE_COLUMNS, _sums(dim, combos, combo_values))
+            )
         analyze(connection, moves)
         connection.execute(insert(months), [{"m": m} for m in range(int(first), current + 1)])
         analyze(connection, months)
@@ -214,10 +214,9 @@ def compute(connection: Connection, config: ClghubConfig, as_of: date) -> dict[s
         connection.execute(insert(periods), _periods(config, as_of, int(first), current))
         analyze(connection, periods)
         stamp = literal(now, UTCDateTime())
-        for kind in PERIOD_KINDS:
-            connection.execute(
-                retention.insert().from_select(_COLUMNS, _rows(kind, periods, stock, moves, stamp))
-            )
+        connection.execute(
+            retention.insert().from_select(_COLUMNS, _rows(periods, stock, moves, stamp))
+        )
     counted = connection.execute(
         select(retention.c.period_kind, func.count()).group_by(retention.c.period_kind)
     ).all()
@@ -297,22 +296,25 @@ def _combined(kind: str, movements: Subquery, attrs: Table) -> Select[Any]:
     )
 
 
-def _sums(kind: str, dim: str, combos: Table, combo_values: Table) -> Select[Any]:
-    """Movement totals and logo counts per period and value of one dimension."""
+def _sums(dim: str, combos: Table, combo_values: Table) -> Select[Any]:
+    """Movement totals and logo counts per kind, period and value of one dimension."""
     value = literal("all") if dim == "all" else combo_values.c[dim]
-    grouped = [combos.c.period] if dim == "all" else [combos.c.period, combo_values.c[dim]]
+    grouped = [combos.c.period_kind, combos.c.period]
     movement = combos.c.movement
+    source: Any = combos
+    if dim != "all":
+        grouped.append(combo_values.c[dim])
+        source = combos.join(combo_values, combo_values.c.combo == combos.c.combo)
     return (
         select(
-            literal(kind),
+            combos.c.period_kind,
             literal(dim),
             value,
             combos.c.period,
             *(func.sum(case((movement == name, combos.c.amount), else_=0)) for name in _MOVE_SUMS),
             *(func.sum(case((movement == name, combos.c.logos), else_=0)) for name in _LOGO_SUMS),
         )
-        .select_from(combos.join(combo_values, combo_values.c.combo == combos.c.combo))
-        .where(combos.c.period_kind == kind)
+        .select_from(source)
         .group_by(*grouped)
     )
 
@@ -320,7 +322,7 @@ def _sums(kind: str, dim: str, combos: Table, combo_values: Table) -> Select[Any
 _TTM_EDGES = "ttm_edge"
 
 
-def _run_edges(runs: Subquery, attrs: Table, current: int) -> Select[Any]:
+def _run_edges(runs: CTE, attrs: Table, current: int) -> Select[Any]:
     """Where each trailing-twelve-months run starts adding its amount (and one
     logo) and where it stops, summed per month, movement and combination."""
     edges = union_all(
@@ -486,8 +488,8 @@ def _periods(config: ClghubConfig, as_of: date, first: int, current: int) -> lis
     return rows
 
 
-def _rows(kind: str, periods: Table, stock: Table, moves: Table, stamp: Any) -> Select[Any]:
-    """Retention rows of one period kind: stocks at both ends, movements between.
+def _rows(periods: Table, stock: Table, moves: Table, stamp: Any) -> Select[Any]:
+    """Retention rows of every period kind: stocks at both ends, movements between.
 
     The stock has a row for every cohort value and month from the first ledger
     month on, and every period ends in that range, so each row starts from
@@ -511,7 +513,7 @@ def _rows(kind: str, periods: Table, stock: Table, moves: Table, stamp: Any) -> 
     base = cast(start_units, Float)
     return (
         select(
-            literal(kind),
+            periods.c.period_kind,
             periods.c.period_start,
             periods.c.period_end,
             end.c.dim,
@@ -549,14 +551,14 @@ def _rows(kind: str, periods: Table, stock: Table, moves: Table, stamp: Any) -> 
             .outerjoin(
                 moved,
                 and_(
-                    moved.c.period_kind == kind,
+                    moved.c.period_kind == periods.c.period_kind,
                     moved.c.dim == end.c.dim,
                     moved.c.value == end.c.value,
                     moved.c.period == periods.c.period,
                 ),
             )
         )
-        .where(periods.c.period_kind == kind, (start_units > 0) | (end_units > 0))
+        .where((start_units > 0) | (end_units > 0))
     )
 
 

@@ -84,38 +84,56 @@ def first_contract_starts(as_of: date) -> Subquery:
 
 
 def first_value_days(config: ClghubConfig, as_of: date) -> Select[Any]:
-    """``account_id, first_value_day``: the first day of value on or after the contract start."""
+    """``account_id, contract_start, first_value_day`` for every account with a
+    first contract start (:func:`first_contract_starts`): the first day of
+    value on or after it, empty while not reached.
+
+    Looked up per account, not found by scanning: the usage index
+    ``(account_id, metric, day)`` gives each account's days of the metric in
+    order from its start, and the lookup stops at the first that reaches the
+    threshold (usually within days of the start). Reading only those rows
+    costs a fraction of one pass over the whole usage table, and the cost
+    grows with the accounts, not with the history kept.
+    """
     settings = config.time_to_value
-    starts = first_contract_starts(as_of)
+    # In account order, so the lookups walk the usage index front to back
+    # rather than jump around it (which, on a large store, reads from disk).
+    grouped = first_contract_starts(as_of)
+    starts = select(grouped).order_by(grouped.c.account_id).subquery("ttv_starts")
     usage = table_of(UsageDaily).alias("ttv_usage")
-    return (
-        select(usage.c.account_id, func.min(usage.c.day).label("first_value_day"))
-        .select_from(usage.join(starts, starts.c.account_id == usage.c.account_id))
+    first_day = (
+        select(usage.c.day)
         .where(
+            usage.c.account_id == starts.c.account_id,
             usage.c.metric == settings.metric,
-            usage.c.value >= settings.threshold,
             usage.c.day >= starts.c.contract_start,
             usage.c.day <= as_of,
+            usage.c.value >= settings.threshold,
         )
-        .group_by(usage.c.account_id)
+        .order_by(usage.c.day)
+        .limit(1)
+        .scalar_subquery()
     )
+    # Empty for an account that has not reached it: filtering here would
+    # repeat the lookup in the WHERE clause.
+    return select(starts.c.account_id, starts.c.contract_start, first_day.label("first_value_day"))
 
 
-def _rows(config: ClghubConfig, as_of: date, first_value: Any) -> Select[Any]:
+def _rows(config: ClghubConfig, as_of: date, found: Any) -> Select[Any]:
+    """``time_to_value`` rows from :func:`first_value_days` (stored as ``found``)."""
     settings = config.time_to_value
-    starts = first_contract_starts(as_of)
     account = table_of(Account).alias("ttv_account")
     segments = account_segments(config, as_of).subquery("ttv_segments")
-    taken = days_between(starts.c.contract_start, first_value.c.first_value_day)
-    elapsed = days_between(starts.c.contract_start, literal(as_of))
-    reached = first_value.c.first_value_day.is_not(None)
+    taken = days_between(found.c.contract_start, found.c.first_value_day)
+    elapsed = days_between(found.c.contract_start, literal(as_of))
+    reached = found.c.first_value_day.is_not(None)
     return (
         select(
-            starts.c.account_id,
+            found.c.account_id,
             literal(as_of).label("as_of"),
             segments.c.segment,
-            starts.c.contract_start,
-            first_value.c.first_value_day,
+            found.c.contract_start,
+            found.c.first_value_day,
             taken.label("days"),
             case((and_(reached, taken <= settings.target_days), true()), else_=false()).label(
                 "activated"
@@ -126,9 +144,9 @@ def _rows(config: ClghubConfig, as_of: date, first_value: Any) -> Select[Any]:
             literal(utcnow(), table_of(TimeToValue).c.computed_at.type).label("computed_at"),
         )
         .select_from(
-            starts.join(account, account.c.id == starts.c.account_id)
-            .join(segments, segments.c.account_id == starts.c.account_id)
-            .outerjoin(first_value, first_value.c.account_id == starts.c.account_id)
+            found.join(account, account.c.id == found.c.account_id).join(
+                segments, segments.c.account_id == found.c.account_id
+            )
         )
         .where(account.c.is_deleted.is_(False))
     )
@@ -138,8 +156,8 @@ def compute(connection: Connection, config: ClghubConfig, as_of: date) -> dict[s
     """Replace every account's time to value as of ``as_of``; returns counts for the run log."""
     table = table_of(TimeToValue)
     connection.execute(delete(table))
-    # The scan of the usage table goes into a table of its own first: a table
-    # created from a query may be filled by parallel workers (see materialize).
+    # First value days go into a table of their own: the rows below read them
+    # three times, and each lookup must run once per account.
     with temporary_result(
         connection, "ttv_first_value", first_value_days(config, as_of)
     ) as first_value:

@@ -197,15 +197,18 @@ def usage_totals(config: ClghubConfig, as_of: date, *, one_pass: bool) -> Select
         )
         where = or_(in_window, rated)
     recent = usage.c.day >= window_start
+    # Without the sentiment rows every row read is in the window: plain sums,
+    # no per-row test (SQLite evaluates every expression for every row).
+    window_value = case((recent, usage.c.value)) if one_pass else usage.c.value
+    window_day = case((recent, usage.c.day)) if one_pass else usage.c.day
+    sums = [
+        func.sum(window_value).label("window_sum"),
+        func.max(window_day).label("last_day"),
+    ]
+    if one_pass:
+        sums += [func.sum(usage.c.value).label("total"), func.count(usage.c.value).label("rows")]
     per_metric = (
-        select(
-            usage.c.account_id,
-            usage.c.metric,
-            func.sum(case((recent, usage.c.value))).label("window_sum"),
-            func.max(case((recent, usage.c.day))).label("last_day"),
-            func.sum(usage.c.value).label("total"),
-            func.count(usage.c.value).label("rows"),
-        )
+        select(usage.c.account_id, usage.c.metric, *sums)
         .where(usage.c.account_id.is_not(None), usage.c.day <= days.as_of, where)
         .group_by(usage.c.account_id, usage.c.metric)
         .subquery("usage_per_metric")
@@ -394,15 +397,23 @@ def driver_inputs(
         ),
         else_=literal(0),
     )
-    # Several usage rows can share the latest day (one per product source).
-    latest_outcome = (
+    # The latest outcome KPI: looked up per account on its latest day (several
+    # usage rows can share it, one per product source), accounts taken in
+    # order so the lookups walk the usage index front to back.
+    outcome_value = (
         select(func.avg(outcome_usage.c.value))
         .where(
-            outcome_usage.c.account_id == account.c.id,
+            outcome_usage.c.account_id == usage.c.account_id,
             outcome_usage.c.metric == vs.outcome_metric,
             outcome_usage.c.day == usage.c.outcome_day,
         )
         .scalar_subquery()
+    )
+    outcomes = (
+        select(usage.c.account_id, outcome_value.label("latest_outcome"))
+        .where(usage.c.outcome_day.is_not(None))
+        .order_by(usage.c.account_id)
+        .subquery("latest_outcome")
     )
     since_start = days_between(ttv.c.contract_start, literal(as_of))
     age = case(
@@ -415,7 +426,7 @@ def driver_inputs(
         "segment": segments.c.segment,
         "seats": cast(func.nullif(account.c.seats, 0), Float),
         "outcome_target": account.c.outcome_target,
-        "latest_outcome": latest_outcome,
+        "latest_outcome": outcomes.c.latest_outcome,
         "has_usage": has_usage,
         "feature_units": func.coalesce(usage.c.feature_units, 0.0),
         "active_user_days": func.coalesce(usage.c.active_user_days, 0.0),
@@ -433,6 +444,7 @@ def driver_inputs(
         customers.join(account, account.c.id == customers.c.account_id)
         .join(segments, segments.c.account_id == customers.c.account_id)
         .outerjoin(usage, usage.c.account_id == customers.c.account_id)
+        .outerjoin(outcomes, outcomes.c.account_id == customers.c.account_id)
     )
     if rated is not None:
         joined = joined.outerjoin(rated, rated.c.account_id == customers.c.account_id)

@@ -21,6 +21,8 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Date,
+    Float,
     Select,
     String,
     and_,
@@ -28,14 +30,15 @@ from sqlalchemy import (
     cast,
     func,
     literal,
+    null,
     select,
 )
-from sqlalchemy.sql.expression import Subquery
+from sqlalchemy.sql.expression import FromClause
 
 from clghub.config.models import ClghubConfig
 from clghub.store.models import Account, table_of
 from clghub.store.sqlfuncs import days_between, round_half_away
-from clghub.store.value import TimeToValue, ValueDriver
+from clghub.store.value import TimeToValue
 from clghub.workflows.sql_numbers import (
     days_text,
     decimal_text,
@@ -50,30 +53,47 @@ __all__ = ["explanations"]
 _RECENT_MEETING_DAYS = 30
 
 
-def explanations(config: ClghubConfig, as_of: date, previous: Subquery) -> Select[Any]:
-    """``account_id, explanation`` for the drivers stored for ``as_of``.
+def explanations(
+    config: ClghubConfig, as_of: date, current: FromClause, before: FromClause | None
+) -> Select[Any]:
+    """``account_id, explanation`` for the drivers of ``as_of``.
 
-    ``previous`` is :func:`~clghub.workflows.value_score.previous_snapshot`
-    for 30 days: the snapshot whose driver values the changes are measured from.
+    ``current`` holds them (``account_id, driver, raw, score,
+    effective_weight``: the value-score workflow's own table of this run's
+    drivers). ``before`` holds the same accounts' drivers in the snapshot
+    the changes are measured from, about 30 days earlier (``account_id,
+    driver, raw, score, prev_as_of``), or is ``None`` when there is none.
     """
-    current = table_of(ValueDriver).alias("ex_cur")
-    before = table_of(ValueDriver).alias("ex_before")
     ttv = table_of(TimeToValue).alias("ex_ttv")
     account = table_of(Account).alias("ex_account")
+    source = current
+    if before is None:
+        before_raw: ColumnElement[Any] = cast(null(), Float)
+        before_score: ColumnElement[Any] = cast(null(), Float)
+        prev_as_of: ColumnElement[Any] = cast(null(), Date)
+    else:
+        before_raw, before_score, prev_as_of = before.c.raw, before.c.score, before.c.prev_as_of
+        source = source.outerjoin(
+            before,
+            and_(
+                before.c.account_id == current.c.account_id,
+                before.c.driver == current.c.driver,
+            ),
+        )
 
-    days_ago = cast(days_between(previous.c.prev_as_of, literal(as_of)), String)
-    change = current.c.score - before.c.score
-    moved = and_(before.c.score.is_not(None), round_half_away(change) != 0)
+    days_ago = cast(days_between(prev_as_of, literal(as_of)), String)
+    change = current.c.score - before_score
+    moved = and_(before_score.is_not(None), round_half_away(change) != 0)
     score_change = case(
         (moved, " (" + signed_text(change) + " in " + days_ago + " days)"), else_=""
     )
 
     def raw_then(text: ColumnElement[str], earlier: ColumnElement[str]) -> ColumnElement[str]:
-        differs = and_(before.c.raw.is_not(None), earlier != text)
+        differs = and_(before_raw.is_not(None), earlier != text)
         return case((differs, " (" + earlier + " " + days_ago + " days ago)"), else_="")
 
     percent = integer_text(current.c.raw * 100.0) + "%"
-    percent_before = integer_text(before.c.raw * 100.0) + "%"
+    percent_before = integer_text(before_raw * 100.0) + "%"
     tickets = integer_text(current.c.raw * account.c.seats)
     phrases: dict[str, ColumnElement[str]] = {
         "outcome_progress": "outcome progress "
@@ -104,7 +124,7 @@ def explanations(config: ClghubConfig, as_of: date, previous: Subquery) -> Selec
         "sentiment": "sentiment "
         + decimal_text(current.c.raw)
         + " of 10"
-        + raw_then(decimal_text(current.c.raw), decimal_text(before.c.raw)),
+        + raw_then(decimal_text(current.c.raw), decimal_text(before_raw)),
     }
     phrase = case(phrases, value=current.c.driver)
     order = case({name: index for index, name in enumerate(DRIVERS)}, value=current.c.driver)
@@ -122,19 +142,11 @@ def explanations(config: ClghubConfig, as_of: date, previous: Subquery) -> Selec
             .label("rank"),
         )
         .select_from(
-            current.outerjoin(previous, previous.c.account_id == current.c.account_id)
-            .outerjoin(
-                before,
-                and_(
-                    before.c.account_id == current.c.account_id,
-                    before.c.as_of == previous.c.prev_as_of,
-                    before.c.driver == current.c.driver,
-                ),
+            source.outerjoin(ttv, ttv.c.account_id == current.c.account_id).outerjoin(
+                account, account.c.id == current.c.account_id
             )
-            .outerjoin(ttv, ttv.c.account_id == current.c.account_id)
-            .outerjoin(account, account.c.id == current.c.account_id)
         )
-        .where(current.c.as_of == as_of, current.c.effective_weight > 0, relevance > 0)
+        .where(current.c.effective_weight > 0, relevance > 0)
         .subquery("ranked")
     )
     parts = [

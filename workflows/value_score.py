@@ -45,10 +45,12 @@ at most another 30 (90) days.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    CTE,
     BigInteger,
     CompoundSelect,
     Connection,
@@ -74,7 +76,6 @@ from clghub.store.models import table_of, utcnow
 from clghub.store.sqlfuncs import json_object_agg, round_half_away
 from clghub.store.value import ValueDriver, ValueScore
 from clghub.workflows.materialize import temporary_result
-from clghub.workflows.segments import account_segments
 from clghub.workflows.sql_numbers import rounded
 from clghub.workflows.value_drivers import (
     DRIVERS,
@@ -149,11 +150,12 @@ def _raw_rows(config: ClghubConfig, as_of: date, inputs: Table) -> Select[Any]:
     ).select_from(inputs.join(card, card.c.segment == inputs.c.segment))
 
 
-def _normalized(raw_rows: Table) -> CompoundSelect[Any]:
-    """``account_id, driver, raw, score, weight``: every driver of every customer, normalized.
+def _normalized(raw_rows: CTE) -> CompoundSelect[Any]:
+    """``account_id, segment, driver, raw, score, weight``: every driver of every
+    customer, normalized.
 
-    Reads the raw values from a stored table: written as one query, every
-    reference to ``raw`` below would recompute its formula.
+    Reads the raw values from a materialized common table expression: inlined,
+    every reference to ``raw`` below would recompute its formula.
     """
 
     def rows(method: str, name: str) -> Subquery:
@@ -165,6 +167,7 @@ def _normalized(raw_rows: Table) -> CompoundSelect[Any]:
     )
     linear_part = select(
         bounded.c.account_id,
+        bounded.c.segment,
         bounded.c.driver,
         bounded.c.raw,
         rounded(linear, _SCORE_DIGITS).label("score"),
@@ -195,6 +198,7 @@ def _normalized(raw_rows: Table) -> CompoundSelect[Any]:
     )
     percentile_part = select(
         ranked.c.account_id,
+        ranked.c.segment,
         ranked.c.driver,
         ranked.c.raw,
         rounded(percentile, _SCORE_DIGITS).label("score"),
@@ -203,42 +207,49 @@ def _normalized(raw_rows: Table) -> CompoundSelect[Any]:
     return linear_part.union_all(percentile_part)
 
 
-def _driver_rows(config: ClghubConfig, as_of: date, normalized: Table) -> Select[Any]:
-    """The rows of ``value_driver``: normalized drivers with their weights redistributed."""
+def _driver_rows(config: ClghubConfig, as_of: date, inputs: Table) -> Select[Any]:
+    """Every scored customer's drivers: ``account_id, segment, driver, raw, score,
+    weight, effective_weight`` (normalized, weights redistributed).
+
+    One statement from the stored inputs: the raw values are computed once
+    (a materialized common table expression), and each account's weight
+    totals are window sums over its rows rather than a second pass joined back.
+    """
+    raw_rows = _raw_rows(config, as_of, inputs).cte("value_raw").prefix_with("MATERIALIZED")
+    normalized = _normalized(raw_rows).subquery("value_normalized")
     n = normalized.c
     present = and_(n.score.is_not(None), n.weight > 0)
     units = weight_units(n.weight)
     present_units = case((present, units), else_=literal(0))
     # PostgreSQL sums BIGINTs into NUMERIC; back to BIGINT for integer division.
-    totals = (
-        select(
-            n.account_id,
-            cast(func.sum(present_units), BigInteger).label("total_units"),
-            cast(func.sum(units), BigInteger).label("all_units"),
-        )
-        .group_by(n.account_id)
-        .subquery("weight_totals")
-    )
+    weighted = select(
+        n.account_id,
+        n.segment,
+        n.driver,
+        n.raw,
+        n.score,
+        n.weight,
+        present_units.label("present_units"),
+        cast(func.sum(present_units).over(partition_by=n.account_id), BigInteger).label(
+            "total_units"
+        ),
+        cast(func.sum(units).over(partition_by=n.account_id), BigInteger).label("all_units"),
+    ).subquery("value_weighted")
+    w = weighted.c
     coverage = round(config.value_score.min_coverage * _WEIGHT_SCALE)
     # present / total rounded half up at the 6th decimal, in integers.
-    millionths = (present_units * (2 * _WEIGHT_SCALE) + totals.c.total_units) // (
-        totals.c.total_units * 2
-    )
-    return (
-        select(
-            n.account_id,
-            literal(as_of).label("as_of"),
-            n.driver,
-            n.raw,
-            n.score,
-            n.weight,
-            (cast(millionths, Float) / float(_WEIGHT_SCALE)).label("effective_weight"),
-        )
-        .select_from(normalized.join(totals, totals.c.account_id == n.account_id))
-        .where(
-            totals.c.total_units > 0,
-            totals.c.total_units * _WEIGHT_SCALE >= totals.c.all_units * coverage,
-        )
+    millionths = (w.present_units * (2 * _WEIGHT_SCALE) + w.total_units) // (w.total_units * 2)
+    return select(
+        w.account_id,
+        w.segment,
+        w.driver,
+        w.raw,
+        w.score,
+        w.weight,
+        (cast(millionths, Float) / float(_WEIGHT_SCALE)).label("effective_weight"),
+    ).where(
+        w.total_units > 0,
+        w.total_units * _WEIGHT_SCALE >= w.all_units * coverage,
     )
 
 
@@ -274,8 +285,60 @@ def previous_snapshot(as_of: date, days: int) -> Subquery:
     )
 
 
-def _score_rows(config: ClghubConfig, as_of: date) -> Select[Any]:
-    driver = table_of(ValueDriver).alias("cur")
+def _previous_scores(as_of: date, days: int) -> Select[Any]:
+    """``account_id, prev_as_of, score``: the snapshot each account's trend over
+    ``days`` compares with (see :func:`previous_snapshot`)."""
+    previous = previous_snapshot(as_of, days)
+    score = table_of(ValueScore).alias(f"earlier_{days}")
+    return select(previous.c.account_id, previous.c.prev_as_of, score.c.score).select_from(
+        previous.join(
+            score,
+            and_(
+                score.c.account_id == previous.c.account_id, score.c.as_of == previous.c.prev_as_of
+            ),
+        )
+    )
+
+
+def _drivers_before(previous: Table) -> Select[Any]:
+    """``account_id, driver, raw, score, prev_as_of``: the drivers of the snapshots in
+    ``previous`` (:func:`_previous_scores`), which explanations compare with."""
+    driver = table_of(ValueDriver).alias("before")
+    return select(
+        driver.c.account_id, driver.c.driver, driver.c.raw, driver.c.score, previous.c.prev_as_of
+    ).select_from(
+        previous.join(
+            driver,
+            and_(
+                driver.c.account_id == previous.c.account_id,
+                driver.c.as_of == previous.c.prev_as_of,
+            ),
+        )
+    )
+
+
+def _has_snapshot(connection: Connection, as_of: date, days: int) -> bool:
+    """Whether any snapshot lies in the window a trend over ``days`` looks in."""
+    score = table_of(ValueScore)
+    newest = as_of - timedelta(days=days)
+    oldest = newest - timedelta(days=TREND_LOOKBACK[days])
+    found = connection.execute(
+        select(score.c.as_of).where(score.c.as_of <= newest, score.c.as_of > oldest).limit(1)
+    ).first()
+    return found is not None
+
+
+def _score_rows(
+    config: ClghubConfig,
+    as_of: date,
+    drivers: Table,
+    previous: dict[int, Table | None],
+    before: Table | None,
+) -> Select[Any]:
+    """The rows of ``value_score`` from this run's drivers (:func:`_driver_rows`, stored),
+    the earlier scores trends compare with (:func:`_previous_scores`, stored; ``None``
+    for a trend without any) and the drivers explanations compare with."""
+    driver = drivers
     score_table = table_of(ValueScore)
     present = driver.c.effective_weight > 0
     units = weight_units(driver.c.weight)
@@ -289,40 +352,34 @@ def _score_rows(config: ClghubConfig, as_of: date) -> Select[Any]:
     totals = (
         select(
             driver.c.account_id,
+            driver.c.segment,
             (cast(tenths, Float) / 10.0).label("score"),
             json_object_agg(driver.c.driver, case((present, rounded(driver.c.score, 1)))).label(
                 "drivers"
             ),
         )
-        .where(driver.c.as_of == as_of, present)
-        .group_by(driver.c.account_id)
+        .where(present)
+        .group_by(driver.c.account_id, driver.c.segment)
         .subquery("totals")
     )
-    segments = account_segments(config, as_of).subquery("score_segments")
-    previous = {days: previous_snapshot(as_of, days) for days in TREND_LOOKBACK}
-    earlier = {days: score_table.alias(f"earlier_{days}") for days in TREND_LOOKBACK}
-    text = explanations(config, as_of, previous[30]).subquery("explained")
+    text = explanations(config, as_of, drivers, before).subquery("explained")
 
-    source = totals.join(segments, segments.c.account_id == totals.c.account_id).outerjoin(
-        text, text.c.account_id == totals.c.account_id
-    )
-    trends = {}
-    for days, prev in previous.items():
-        source = source.outerjoin(prev, prev.c.account_id == totals.c.account_id).outerjoin(
-            earlier[days],
-            and_(
-                earlier[days].c.account_id == totals.c.account_id,
-                earlier[days].c.as_of == prev.c.prev_as_of,
-            ),
-        )
-        trends[days] = rounded(totals.c.score - earlier[days].c.score, 1)
+    source = totals.outerjoin(text, text.c.account_id == totals.c.account_id)
+    trends: dict[int, ColumnElement[Any]] = {}
+    for days in TREND_LOOKBACK:
+        earlier = previous.get(days)
+        if earlier is None:
+            trends[days] = cast(null(), Float)
+            continue
+        source = source.outerjoin(earlier, earlier.c.account_id == totals.c.account_id)
+        trends[days] = rounded(totals.c.score - earlier.c.score, 1)
 
     return select(
         totals.c.account_id,
         literal(as_of).label("as_of"),
-        segments.c.segment,
+        totals.c.segment,
         totals.c.score,
-        band_expression(config, segments.c.segment, totals.c.score).label("band"),
+        band_expression(config, totals.c.segment, totals.c.score).label("band"),
         trends[30].label("trend_30d"),
         trends[90].label("trend_90d"),
         func.coalesce(text.c.explanation, "every driver at its best").label("explanation"),
@@ -339,49 +396,69 @@ def compute(connection: Connection, config: ClghubConfig, as_of: date) -> dict[s
     connection.execute(delete(driver).where(driver.c.as_of == as_of))
     # Inputs are stored before the formulas read them: each input is read
     # several times, and SQLite would otherwise inline (and recompute) the
-    # whole input query at every reference.
+    # whole input query at every reference. The drivers are stored once and
+    # read twice: copied to value_driver, and summed into value_score. The
+    # earlier snapshots trends and explanations compare with are stored too
+    # (when there are any): the tables they come from are large and, just
+    # rewritten, carry no statistics a planner could size a join by.
     one_pass = connection.dialect.name == "postgresql"
-    with (
-        temporary_result(
-            connection, "value_customers", current_customers(config, as_of)
-        ) as customers,
-        temporary_result(
-            connection, "value_usage", usage_totals(config, as_of, one_pass=one_pass)
-        ) as usage,
-        temporary_result(
-            connection,
+    with ExitStack() as stack:
+
+        def stored(
+            name: str, query: Select[Any], index: tuple[str, ...] = ("account_id",)
+        ) -> Table:
+            return stack.enter_context(temporary_result(connection, name, query, index=index))
+
+        customers = stored("value_customers", current_customers(config, as_of))
+        usage = stored("value_usage", usage_totals(config, as_of, one_pass=one_pass))
+        inputs = stored(
             "value_inputs",
             driver_inputs(config, as_of, customers=customers, usage=usage, one_pass=one_pass),
-        ) as inputs,
-        temporary_result(
-            connection, "value_raw", _raw_rows(config, as_of, inputs), index=()
-        ) as raw_rows,
-        temporary_result(connection, "value_normalized", _normalized(raw_rows)) as normalized,
-    ):
+        )
+        drivers = stored("value_drivers_now", _driver_rows(config, as_of, inputs))
+        previous: dict[int, Table | None] = {
+            days: stored(f"value_previous_{days}", _previous_scores(as_of, days))
+            if _has_snapshot(connection, as_of, days)
+            else None
+            for days in TREND_LOOKBACK
+        }
+        earlier = previous[30]
+        before = (
+            stored("value_before", _drivers_before(earlier), ("account_id", "driver"))
+            if earlier is not None
+            else None
+        )
         connection.execute(
             insert(driver).from_select(
                 ["account_id", "as_of", "driver", "raw", "score", "weight", "effective_weight"],
-                _driver_rows(config, as_of, normalized),
+                select(
+                    drivers.c.account_id,
+                    literal(as_of),
+                    drivers.c.driver,
+                    drivers.c.raw,
+                    drivers.c.score,
+                    drivers.c.weight,
+                    drivers.c.effective_weight,
+                ),
             )
         )
-    rows = _score_rows(config, as_of)
-    connection.execute(
-        insert(score).from_select(
-            [
-                "account_id",
-                "as_of",
-                "segment",
-                "score",
-                "band",
-                "trend_30d",
-                "trend_90d",
-                "explanation",
-                "drivers",
-                "computed_at",
-            ],
-            rows,
+        connection.execute(
+            insert(score).from_select(
+                [
+                    "account_id",
+                    "as_of",
+                    "segment",
+                    "score",
+                    "band",
+                    "trend_30d",
+                    "trend_90d",
+                    "explanation",
+                    "drivers",
+                    "computed_at",
+                ],
+                _score_rows(config, as_of, drivers, previous, before),
+            )
         )
-    )
     bands: dict[str, int] = dict(
         connection.execute(
             select(score.c.band, func.count()).where(score.c.as_of == as_of).group_by(score.c.band)

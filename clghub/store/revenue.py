@@ -130,7 +130,8 @@ class Clv(SQLModel, table=True):
     __tablename__ = "clv"
     __table_args__ = (Index("ix_clv_as_of", "as_of"),)
 
-    account_id: int = Field(foreign_key="account.id", primary_key=True)
+    account_id: int = Field(primary_key=True)
+    """No foreign key, as in :class:`ArrMonth` (a run rewrites its day's rows)."""
     as_of: date = Field(primary_key=True)
     segment: str | None = Field(default=None, max_length=64)
     model_segment: str | None = Field(default=None, max_length=64)
@@ -176,7 +177,8 @@ class IncentiveDetail(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     period: str = Field(max_length=16, nullable=False)
-    account_id: int = Field(foreign_key="account.id", nullable=False)
+    account_id: int = Field(nullable=False)
+    """No foreign key, as in :class:`ArrMonth` (a run rewrites its periods' rows)."""
     kind: str = Field(max_length=16, nullable=False)
     """new_logo, clv_growth, contraction or clawback."""
     clv_start: Decimal | None = _money(nullable=True)
