@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,26 +69,67 @@ class Secret:
         raise TypeError("a Secret cannot be pickled")
 
 
+_ISSUED_KEPT = 32
+"""Issued tokens the redactor remembers, newest first (see :meth:`Redactor.register_issued`)."""
+
+
 @dataclass
 class Redactor:
-    """Replaces every registered secret value in a string with ``***``."""
+    """Replaces every registered secret value in a string with ``***``.
+
+    Configured secrets are kept for the life of the process. Tokens a service
+    issues at run time (access tokens, session ids, rotated refresh tokens)
+    are kept while they can still be in use, the newest :data:`_ISSUED_KEPT`:
+    a scheduler logs in again every run, and remembering every token it was
+    ever given would grow memory and the redaction pattern without end.
+    """
 
     _values: set[str] = field(default_factory=set)
+    _issued: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    _issued_now: tuple[str, ...] = ()
+    """A snapshot of ``_issued`` that :meth:`redact` reads without the lock."""
     _pattern: re.Pattern[str] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def register(self, value: str) -> None:
+        """A configured secret: redacted for the life of the process."""
         if len(value) < _MIN_REDACT_LEN:
             return
         with self._lock:
             if value in self._values:
                 return
             self._values.add(value)
-            # Longest first, so a secret that contains another is removed whole.
-            ordered = sorted(self._values, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
+            if value in self._issued:
+                del self._issued[value]
+                self._issued_now = tuple(self._issued)
+            self._compile()
+
+    def register_issued(self, value: str) -> None:
+        """A token a service issued: redacted until many newer tokens have replaced it."""
+        if len(value) < _MIN_REDACT_LEN:
+            return
+        with self._lock:
+            if value in self._values:
+                return
+            if value in self._issued:
+                self._issued.move_to_end(value)
+                return
+            # Replaced by plain substring search, not compiled into the pattern:
+            # a pattern per login would fill the re module's cache for nothing.
+            self._issued[value] = None
+            while len(self._issued) > _ISSUED_KEPT:
+                self._issued.popitem(last=False)
+            self._issued_now = tuple(self._issued)
+
+    def _compile(self) -> None:
+        # Longest first, so a secret that contains another is removed whole.
+        ordered = sorted(self._values, key=len, reverse=True)
+        self._pattern = re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None
 
     def redact(self, text: str) -> str:
+        for token in self._issued_now:
+            if token in text:
+                text = text.replace(token, "***")
         pattern = self._pattern
         if pattern is None:
             return text
@@ -96,6 +138,8 @@ class Redactor:
     def clear(self) -> None:
         with self._lock:
             self._values.clear()
+            self._issued.clear()
+            self._issued_now = ()
             self._pattern = None
 
 

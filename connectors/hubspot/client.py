@@ -132,10 +132,10 @@ class HubSpotClient:
 
         body = self.policy.call(refresh)
         token = str(body["access_token"])
-        REDACTOR.register(token)
+        REDACTOR.register_issued(token)
         if body.get("refresh_token"):
             self._refresh_token = str(body["refresh_token"])
-            REDACTOR.register(self._refresh_token)
+            REDACTOR.register_issued(self._refresh_token)
         log.info("HubSpot access token refreshed")
         return token
 

@@ -110,9 +110,9 @@ def login(
             )
         )
     token = str(body["access_token"])
-    REDACTOR.register(token)
+    REDACTOR.register_issued(token)
     if body.get("refresh_token"):
-        REDACTOR.register(str(body["refresh_token"]))
+        REDACTOR.register_issued(str(body["refresh_token"]))
     return Session(
         token, str(body["instance_url"]).rstrip("/"), body.get("refresh_token") or refresh_token
     )
@@ -141,6 +141,6 @@ def _soap(config: SalesforceSourceConfig, http: requests.Session) -> Session:
         raise TransientError(
             f"Salesforce SOAP login failed: {type(exc).__name__}", kind="connection"
         ) from None
-    REDACTOR.register(session_id)
+    REDACTOR.register_issued(session_id)
     scheme = urlsplit(config.login_url).scheme or "https"
     return Session(session_id, f"{scheme}://{instance}")

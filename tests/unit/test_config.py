@@ -209,3 +209,22 @@ def test_config_error_lists_every_problem() -> None:
         parse_config({"store": {"urll": 1}, "clv": {"gross_margin": 2}}, label="c.toml")
     keys = sorted(problem.key for problem in info.value.problems)
     assert keys == ["clv.gross_margin", "store.urll"]
+
+
+def test_issued_tokens_are_redacted_without_growing_forever() -> None:
+    from clghub.config.secrets import Redactor
+
+    redactor = Redactor()
+    redactor.register("client-secret-value")
+    tokens = [f"00Dsession{n:06d}" for n in range(200)]
+    for token in tokens:
+        redactor.register_issued(token)
+    line = f"login with client-secret-value gave {tokens[-1]} after {tokens[-20]}"
+    assert redactor.redact(line) == "login with *** gave *** after ***"
+    # A scheduler logs in every run: only the newest issued tokens are kept.
+    assert len(redactor._issued) == 32
+    assert redactor.redact(tokens[0]) == tokens[0]
+    redactor.register_issued("client-secret-value")  # configured first: kept for good
+    for token in tokens:
+        redactor.register_issued(token + "x")
+    assert redactor.redact("client-secret-value") == "***"
