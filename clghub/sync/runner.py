@@ -464,19 +464,19 @@ _NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 def _finalized_through(connection: Connection) -> datetime:
     """When the last run whose final pass committed began (the epoch before any did)."""
-    cursor = connection.execute(
-        select(STATE.c.cursor).where(STATE.c.source == _FINALIZED[0], STATE.c.stream == _FINALIZED[1])
-    ).scalar_one_or_none()
+    cursor = _load_state(connection, *_FINALIZED, full_refresh=False).cursor
     return datetime.fromisoformat(cursor) if cursor else _NEVER
 
 
 def _mark_finalized(connection: Connection, started: datetime, now: datetime) -> None:
-    where = (STATE.c.source == _FINALIZED[0]) & (STATE.c.stream == _FINALIZED[1])
-    values = {"cursor": started.isoformat(), "updated_at": now}
-    if not connection.execute(update(STATE).where(where).values(**values)).rowcount:
-        connection.execute(
-            STATE.insert().values(source=_FINALIZED[0], stream=_FINALIZED[1], **values)
-        )
+    row = {"source": _FINALIZED[0], "stream": _FINALIZED[1], "cursor": started.isoformat()}
+    upsert(
+        connection,
+        STATE,
+        [{**row, "state": None, "updated_at": now}],
+        key=["source", "stream"],
+        compare=["cursor", "updated_at"],
+    )
 
 
 def run_sync(
