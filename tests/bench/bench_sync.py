@@ -55,6 +55,11 @@ class SandboxProcess:
         self.config = config
         self.process: subprocess.Popen[str] | None = None
 
+    def cpu(self) -> float:
+        """CPU seconds the sandbox has used so far."""
+        assert self.process is not None
+        return cpu_seconds(psutil.Process(self.process.pid))
+
     def __enter__(self) -> SandboxProcess:
         command = [
             sys.executable, "-m", "clghub", "sandbox", "serve",
@@ -142,22 +147,29 @@ def bare_loop(config_path: Path) -> tuple[float, int]:
     return time.perf_counter() - started, totals["records"]
 
 
-def clghub_sync(config_path: Path, *args: str) -> tuple[float, float]:
-    """Run `clghub sync` as its own process; wall seconds and peak RSS (MB)."""
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def clghub_sync(config_path: Path, *args: str) -> tuple[float, float, float]:
+    """Run `clghub sync` as its own process; wall seconds, peak RSS (MB) and CPU seconds."""
     environment = {**os.environ, "CLGHUB_CONFIG": str(config_path)}
     started = time.perf_counter()
     process = psutil.Popen([sys.executable, "-m", "clghub", "sync", *args], env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = 0
+    cpu = 0.0
     while process.poll() is None:
         try:
             peak = max(peak, process.memory_info().rss)
+            cpu = cpu_seconds(process)
         except psutil.NoSuchProcess:
             break
         time.sleep(0.05)
     elapsed = time.perf_counter() - started
     if process.returncode != 0:
         raise RuntimeError(f"clghub sync failed: {process.stderr.read().decode()[-2000:] if process.stderr else ''}")
-    return elapsed, peak / 1e6
+    return elapsed, peak / 1e6, cpu
 
 
 def crm_only(config_path: Path, store: Path) -> Path:
@@ -213,15 +225,22 @@ def measure(accounts: int, root: Path, *, full_figures: bool) -> dict[str, Any]:
     state = root / f"sandbox-{accounts}"
     config = root / f"sandbox-{accounts}.toml"
     results: dict[str, Any] = {"accounts": accounts}
-    with SandboxProcess(accounts, state, config):
+    with SandboxProcess(accounts, state, config) as sandbox:
         clean_config = crm_only(config, root / f"clean-{accounts}.db")
+        before, client_before = sandbox.cpu(), time.process_time()
         floor, records = bare_loop(config)
-        sync_seconds, peak = clghub_sync(clean_config)
-        results.update(floor=floor, records=records, sync=sync_seconds, peak_mb=peak)
+        floor_server, floor_client = sandbox.cpu() - before, time.process_time() - client_before
+        before = sandbox.cpu()
+        sync_seconds, peak, sync_cpu = clghub_sync(clean_config)
+        sync_server = sandbox.cpu() - before
+        results.update(
+            floor=floor, records=records, sync=sync_seconds, peak_mb=peak,
+            floor_server=floor_server, floor_client=floor_client, sync_server=sync_server, sync_cpu=sync_cpu,
+        )
         if full_figures:
             changed = change_one_percent(config)
             time.sleep(1.1)
-            incremental, _ = clghub_sync(clean_config)
+            incremental, _, _ = clghub_sync(clean_config)
             results.update(changed=changed, incremental=incremental)
     return results
 
@@ -239,7 +258,7 @@ def faults(accounts: int, root: Path) -> dict[str, Any]:
         faulty_config.write_text(text)
         base = load_config(config).sources.hubspot.base_url
         httpx.post(base + "/_sandbox/faults", json={"rate": 0.2, "seed": 3, "slow_seconds": 3}).raise_for_status()
-        seconds, _ = clghub_sync(faulty_config)
+        seconds, _, _ = clghub_sync(faulty_config)
         injected = httpx.get(base + "/_sandbox/faults").json()["injected"]
         httpx.post(base + "/_sandbox/faults", json={"rate": 0.0}).raise_for_status()
     clean = store_snapshot(create_store_engine(f"sqlite:///{root / f'faults-clean-{accounts}.db'}"))
@@ -262,6 +281,11 @@ def main() -> None:
     print(f"accounts: {args.accounts:,} (records synced from the CRMs: {large['records']:,})")
     print(f"  bare httpx loop (floor)      {large['floor']:8.1f} s  {large['records'] / large['floor']:10,.0f} records/s")
     print(f"  clghub sync, full            {large['sync']:8.1f} s  {large['records'] / large['sync']:10,.0f} records/s  ratio {large['sync'] / large['floor']:.2f}x (target <= 1.3x)")
+    print(
+        f"  CPU seconds                  loop: sandbox {large['floor_server']:.1f}, loop {large['floor_client']:.1f}; "
+        f"sync: sandbox {large['sync_server']:.1f}, clghub sync {large['sync_cpu']:.1f} "
+        f"({large['records'] / large['sync_cpu']:,.0f} records per CPU second)"
+    )
     print(f"  incremental after 1% changed ({large['changed']:,} records through the APIs)  {large['incremental']:8.1f} s  = {large['incremental'] / large['sync']:.1%} of the full sync (target < 10%)")
     print(f"  peak RSS of clghub sync      {small['peak_mb']:8.1f} MB at {args.small:,} accounts, {large['peak_mb']:.1f} MB at {args.accounts:,} (target < 300 MB, flat)")
     print(f"faults at 20% ({fault['accounts']:,} accounts): {sum(fault['injected'].values())} injected {fault['injected']}, sync {fault['seconds']:.1f} s, differences from the clean store: {fault['differences']} (target 0)")
