@@ -10,7 +10,7 @@ when the ``with`` block ends.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Connection,
     Index,
     MetaData,
+    Row,
     Select,
     Table,
     text,
@@ -28,7 +29,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
-__all__ = ["CreateTemporaryTableAs", "Query", "analyze", "temporary_result"]
+__all__ = ["CreateTemporaryTableAs", "Query", "analyze", "temporary_result", "temporary_rows"]
 
 Query = Select[Any] | CompoundSelect[Any]
 
@@ -68,16 +69,68 @@ def temporary_result(
     for none): without it SQLite may scan the whole table for every row of
     the other side of a join.
     """
+    with _temporary(connection, name, query, None, index) as table:
+        yield table
+
+
+@contextmanager
+def temporary_rows(
+    connection: Connection,
+    name: str,
+    query: Query,
+    rows: Sequence[Row[Any]],
+    *,
+    index: tuple[str, ...] = ("account_id",),
+) -> Iterator[Table]:
+    """:func:`temporary_result` for rows of ``query`` read already (on another connection).
+
+    The table takes its columns and their types from ``query`` itself (run
+    with ``LIMIT 0``), so it is the very table :func:`temporary_result`
+    would make; then ``rows`` go in (PostgreSQL: ``COPY``).
+    """
+    with _temporary(connection, name, query, rows, index) as table:
+        yield table
+
+
+@contextmanager
+def _temporary(
+    connection: Connection,
+    name: str,
+    query: Query,
+    rows: Sequence[Row[Any]] | None,
+    index: tuple[str, ...],
+) -> Iterator[Table]:
     quoted = connection.dialect.identifier_preparer.quote(name)
     # A step that failed earlier on this connection may have left it behind.
     connection.execute(text(f"DROP TABLE IF EXISTS {quoted}"))
-    connection.execute(CreateTemporaryTableAs(name, query))
+    connection.execute(CreateTemporaryTableAs(name, query if rows is None else query.limit(0)))
     table = Table(
         name, MetaData(), *(Column(column.key, column.type) for column in query.selected_columns)
     )
+    if rows:
+        _insert(connection, table, rows)
     if index:
         Index(f"ix_{name}", *(table.c[column] for column in index)).create(connection)
     analyze(connection, table)
     yield table
     # Not reached when the block raised: the caller's rollback removes it.
     connection.execute(text(f"DROP TABLE {quoted}"))
+
+
+def _insert(connection: Connection, table: Table, rows: Sequence[Row[Any]]) -> None:
+    names = [column.name for column in table.columns]
+    if connection.dialect.name == "postgresql":
+        quote = connection.dialect.identifier_preparer.quote
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        # The caller's transaction: the driver connection is the same one.
+        with (
+            driver.cursor() as cursor,
+            cursor.copy(
+                f"COPY {quote(table.name)} ({', '.join(quote(n) for n in names)}) FROM STDIN"
+            ) as copy,
+        ):
+            for row in rows:
+                copy.write_row(tuple(row))
+        return
+    connection.execute(table.insert(), [dict(zip(names, row, strict=True)) for row in rows])

@@ -45,6 +45,7 @@ at most another 30 (90) days.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import ExitStack
 from datetime import date, timedelta
 from typing import Any
@@ -56,6 +57,7 @@ from sqlalchemy import (
     Connection,
     Float,
     Integer,
+    Row,
     Select,
     Table,
     and_,
@@ -75,7 +77,8 @@ from clghub.config.models import ClghubConfig
 from clghub.store.models import table_of, utcnow
 from clghub.store.sqlfuncs import json_object_agg, round_half_away
 from clghub.store.value import ValueDriver, ValueScore
-from clghub.workflows.materialize import temporary_result
+from clghub.workflows.materialize import temporary_result, temporary_rows
+from clghub.workflows.read_ahead import usage_query
 from clghub.workflows.sql_numbers import rounded
 from clghub.workflows.value_drivers import (
     DRIVERS,
@@ -83,7 +86,6 @@ from clghub.workflows.value_drivers import (
     current_customers,
     driver_formulas,
     driver_inputs,
-    usage_totals,
 )
 from clghub.workflows.value_explain import explanations
 
@@ -388,8 +390,18 @@ def _score_rows(
     ).select_from(source)
 
 
-def compute(connection: Connection, config: ClghubConfig, as_of: date) -> dict[str, int | float]:
-    """Replace the value-score snapshot for ``as_of``; returns counts for the run log."""
+def compute(
+    connection: Connection,
+    config: ClghubConfig,
+    as_of: date,
+    *,
+    usage_rows: Sequence[Row[Any]] | None = None,
+) -> dict[str, int | float]:
+    """Replace the value-score snapshot for ``as_of``; returns counts for the run log.
+
+    ``usage_rows``: the usage totals for ``as_of``, read already
+    (:class:`clghub.workflows.read_ahead.UsageReadAhead`); read here if ``None``.
+    """
     driver = table_of(ValueDriver)
     score = table_of(ValueScore)
     connection.execute(delete(score).where(score.c.as_of == as_of))
@@ -410,7 +422,14 @@ def compute(connection: Connection, config: ClghubConfig, as_of: date) -> dict[s
             return stack.enter_context(temporary_result(connection, name, query, index=index))
 
         customers = stored("value_customers", current_customers(config, as_of))
-        usage = stored("value_usage", usage_totals(config, as_of, one_pass=one_pass))
+        usage_totals = usage_query(connection.dialect.name, config, as_of)
+        usage = (
+            stored("value_usage", usage_totals)
+            if usage_rows is None
+            else stack.enter_context(
+                temporary_rows(connection, "value_usage", usage_totals, usage_rows)
+            )
+        )
         inputs = stored(
             "value_inputs",
             driver_inputs(config, as_of, customers=customers, usage=usage, one_pass=one_pass),
