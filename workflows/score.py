@@ -1,15 +1,27 @@
 """``clghub score``: every workflow in order, one transaction each, with a run record.
 
 Order: ARR ledger and bridge -> retention -> time to value -> value score ->
-CLV -> incentives -> plays. Each workflow reads what the earlier ones wrote,
-so a failure stops the run there; what committed before stays (every
-workflow replaces its own rows, so the next run repairs the rest).
+CLV -> incentives -> plays. Each workflow reads what some of the earlier
+ones wrote (:data:`READS`), so a failure stops the run there: no step starts
+after it, and what committed before stays (every workflow replaces its own
+rows, so the next run repairs the rest).
+
+On PostgreSQL, steps that do not read each other run side by side, each in
+its own transaction on its own connection: once the ledger is built,
+retention, time to value and CLV together, then the value score beside the
+incentives. A run then takes about as long as its longest chain of steps
+rather than the sum of them all. SQLite has one writer: its steps run one
+after the other, in the order above.
 
 ``history_days`` also fills missing value-score snapshots for the weeks
 before ``as_of`` (``as_of - history_days``, then every 7 days), oldest first,
 so trends have something to compare with from the first run. Only value
 scores are backfilled: plays alert on today, and the revenue figures are
 rebuilt from the deals on every run.
+
+The value score's usage totals for ``as_of`` are read on a second
+connection from the start of the run, beside the steps before it (see
+:mod:`clghub.workflows.read_ahead`).
 
 Each run writes one ``job_run`` row (job ``score``): status, duration, the
 counts of every workflow, and the error if one failed.
@@ -21,6 +33,8 @@ import importlib
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -33,6 +47,7 @@ from clghub.jobs import record_job
 from clghub.progress import Progress
 from clghub.store.models import table_of
 from clghub.store.value import ValueScore
+from clghub.workflows.read_ahead import UsageReadAhead
 
 __all__ = [
     "STEPS",
@@ -56,11 +71,26 @@ STEPS: tuple[tuple[str, str], ...] = (
     ("incentives", "clghub.workflows.incentives"),
     ("plays", "clghub.workflows.plays"),
 )
+READS: dict[str, frozenset[str]] = {
+    "arr": frozenset(),
+    "retention": frozenset({"arr"}),
+    # Segments may be decided by current ARR (a ``min_arr`` rule): every step
+    # that groups by segment reads the ledger.
+    "time_to_value": frozenset({"arr"}),
+    "value_score": frozenset({"arr", "time_to_value"}),
+    "clv": frozenset({"arr"}),
+    "incentives": frozenset({"arr", "clv"}),
+    "plays": frozenset({"arr", "time_to_value", "value_score"}),
+}
+"""The steps whose rows each step reads: it starts only after they committed."""
+_CONCURRENT_STEPS = 3
+"""Steps at a time on PostgreSQL: after the ledger, three do not read each other."""
 _BACKFILLED_AFTER = "time_to_value"
 _HISTORY_STEP = "value_score"
 _HISTORY_INTERVAL_DAYS = 7
 # Serializes concurrent score runs on PostgreSQL, step by step (SQLite's
-# BEGIN IMMEDIATE already does). Any constant works as long as it is unique.
+# BEGIN IMMEDIATE already does): one advisory lock per step, this key and the
+# step's place in STEPS. Any constant works as long as it is unique.
 _SCORE_LOCK_KEY = 0x636C7363
 
 
@@ -164,13 +194,41 @@ def _missing_snapshots(engine: Engine, days: Sequence[date]) -> list[date]:
     return [day for day in days if day not in present]
 
 
+_STEP_INDEX = {name: index for index, (name, _module) in enumerate(STEPS)}
+
+
+def _prerequisites(plan: Sequence[tuple[str, date]]) -> list[set[int]]:
+    """For each step of ``plan``, the earlier steps it must wait for: those it
+    reads, and an earlier run of itself (value-score history, oldest first)."""
+    return [
+        {
+            earlier
+            for earlier, (other, _day) in enumerate(plan[:index])
+            if other in READS[name] or other == name
+        }
+        for index, (name, _day) in enumerate(plan)
+    ]
+
+
+def _with_usage(workflow: Callable[..., dict[str, int | float]], usage: UsageReadAhead) -> Workflow:
+    """The value score taking the usage read ahead (waited for in the step, not before)."""
+
+    def run(connection: Connection, config: ClghubConfig, as_of: date) -> dict[str, int | float]:
+        return workflow(connection, config, as_of, usage_rows=usage.rows())
+
+    return run
+
+
 def _run_step(
     engine: Engine, config: ClghubConfig, name: str, compute: Workflow, as_of: date
 ) -> StepReport:
     started = time.perf_counter()
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCORE_LOCK_KEY})
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key, :step)"),
+                {"key": _SCORE_LOCK_KEY, "step": _STEP_INDEX[name]},
+            )
             # JIT-compiling the workflows' long generated expressions costs more
             # (half a second a statement) than it saves on tables of this size.
             connection.execute(text("SET LOCAL jit = off"))
@@ -208,16 +266,56 @@ def run_score(
     started = time.perf_counter()
     if progress is not None:
         progress.start("score", f"score {day.isoformat()}", total=len(plan))
-    with record_job(engine, "score", run_id=report.run_id, trigger=trigger) as job:
+    with (
+        record_job(engine, "score", run_id=report.run_id, trigger=trigger) as job,
+        ExitStack() as resources,
+    ):
         current = plan[0][0]
+        usage: UsageReadAhead | None = None
+        if UsageReadAhead.available(engine):
+            usage = UsageReadAhead(engine, config, day)
+            resources.callback(usage.close)
         try:
-            for name, step_day in plan:
-                current = name if step_day == day else f"{name} {step_day.isoformat()}"
-                workflow = _load(modules[name])
-                report.steps.append(_run_step(engine, config, name, workflow, step_day))
-                job.counts = report.counts()
-                if progress is not None:
-                    progress.advance("score")
+            workers = _CONCURRENT_STEPS if engine.dialect.name == "postgresql" else 1
+            waits_for = _prerequisites(plan)
+            done: set[int] = set()
+            pending = list(range(len(plan)))
+            failure: tuple[str, BaseException] | None = None
+            with ThreadPoolExecutor(workers, thread_name_prefix="score-step") as pool:
+                running: dict[Future[StepReport], tuple[int, str]] = {}
+                while pending or running:
+                    # Start what may start, in plan order (all of it, one at a time, on SQLite).
+                    for index in list(pending):
+                        if failure is not None or len(running) >= workers:
+                            break
+                        if not waits_for[index] <= done:
+                            continue
+                        pending.remove(index)
+                        name, step_day = plan[index]
+                        workflow = _load(modules[name])
+                        if name == _HISTORY_STEP and step_day == day and usage is not None:
+                            workflow = _with_usage(workflow, usage)
+                        label = name if step_day == day else f"{name} {step_day.isoformat()}"
+                        future = pool.submit(_run_step, engine, config, name, workflow, step_day)
+                        running[future] = (index, label)
+                    if not running:
+                        break  # a step failed: what had not started stays undone
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in sorted(finished, key=lambda f: running[f][0]):
+                        index, label = running.pop(future)
+                        error = future.exception()
+                        if error is not None:
+                            failure = failure or (label, error)
+                            continue
+                        done.add(index)
+                        report.steps.append(future.result())
+                        report.steps.sort(key=lambda step: (_STEP_INDEX[step.name], step.as_of))
+                        job.counts = report.counts()
+                        if progress is not None:
+                            progress.advance("score")
+            if failure is not None:
+                current = failure[0]
+                raise failure[1]
         except Exception as exc:
             report.status = "failed"
             report.error = f"{current}: {type(exc).__name__}: {exc}"
