@@ -29,9 +29,22 @@ from clghub.config.models import ClghubConfig
 from clghub.store.engine import create_store_engine
 from clghub.workflows.value_drivers import usage_totals
 
-__all__ = ["UsageReadAhead", "usage_query"]
+__all__ = ["UsageReadAhead", "cancel_query", "usage_query"]
 
 log = logging.getLogger(__name__)
+
+
+def cancel_query(driver: Any) -> None:
+    """Stop what a driver connection is running, from another thread (best effort)."""
+    try:
+        if hasattr(driver, "cancel_safe"):  # psycopg 3.2+
+            driver.cancel_safe()
+        elif hasattr(driver, "cancel"):
+            driver.cancel()
+        else:
+            driver.interrupt()  # sqlite3
+    except Exception as exc:  # already finished, or the connection is gone
+        log.debug("cancel: %s", exc)
 
 
 def usage_query(dialect: str, config: ClghubConfig, as_of: date) -> Any:
@@ -53,6 +66,8 @@ class UsageReadAhead:
         )
         self._rows: Sequence[Row[Any]] | None = None
         self._error: BaseException | None = None
+        self._driver: Any = None
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._read, name="usage-read-ahead", daemon=True)
         self._thread.start()
 
@@ -62,11 +77,14 @@ class UsageReadAhead:
         if engine.dialect.name != "sqlite":
             return True
         database = engine.url.database or ""
-        return bool(database) and database != ":memory:" and "mode=memory" not in database
+        in_memory = "mode=memory" in database or engine.url.query.get("mode") == "memory"
+        return bool(database) and database != ":memory:" and not in_memory
 
     def _read(self) -> None:
         try:
             with self._engine.begin() as connection:
+                with self._lock:
+                    self._driver = connection.connection.driver_connection
                 if self._dialect == "postgresql":
                     # As the steps' own transactions do (see workflows.score).
                     connection.execute(text("SET LOCAL jit = off"))
@@ -77,6 +95,9 @@ class UsageReadAhead:
                 self._rows = connection.execute(self._query).all()
         except Exception as exc:  # the value score reads the usage itself
             self._error = exc
+        finally:
+            with self._lock:
+                self._driver = None
 
     def rows(self) -> Sequence[Row[Any]] | None:
         """The rows, once read; ``None`` if the read failed (logged)."""
@@ -88,8 +109,16 @@ class UsageReadAhead:
             return None
         return self._rows
 
+    def cancel(self) -> None:
+        """Stop the read if it is still running (the run stopped or failed before using it)."""
+        with self._lock:
+            driver = self._driver
+        if driver is not None and self._thread.is_alive():
+            cancel_query(driver)
+
     def close(self) -> None:
-        """Wait for the read (a run that failed early waits at most one usage scan)."""
+        """Cancel the read if still running, wait for the thread, let go of the rows."""
+        self.cancel()
         self._thread.join()
         self._rows = None
         if self._engine is not None and self._dialect == "sqlite":

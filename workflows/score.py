@@ -30,11 +30,13 @@ counts of every workflow, and the error if one failed.
 from __future__ import annotations
 
 import importlib
+import logging
+import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -47,7 +49,7 @@ from clghub.jobs import record_job
 from clghub.progress import Progress
 from clghub.store.models import table_of
 from clghub.store.value import ValueScore
-from clghub.workflows.read_ahead import UsageReadAhead
+from clghub.workflows.read_ahead import UsageReadAhead, cancel_query
 
 __all__ = [
     "STEPS",
@@ -58,6 +60,8 @@ __all__ = [
     "resolve_as_of",
     "run_score",
 ]
+
+log = logging.getLogger(__name__)
 
 Workflow = Callable[[Connection, ClghubConfig, date], dict[str, int | float]]
 
@@ -210,21 +214,73 @@ def _prerequisites(plan: Sequence[tuple[str, date]]) -> list[set[int]]:
     ]
 
 
-def _with_usage(workflow: Callable[..., dict[str, int | float]], usage: UsageReadAhead) -> Workflow:
-    """The value score taking the usage read ahead (waited for in the step, not before)."""
+class _InFlight:
+    """The driver connections of the running steps, so that a stop can cancel them.
 
-    def run(connection: Connection, config: ClghubConfig, as_of: date) -> dict[str, int | float]:
-        return workflow(connection, config, as_of, usage_rows=usage.rows())
+    A stop (Ctrl-C, SIGTERM) reaches the main thread only; without a cancel the
+    steps in the worker threads would run on and commit after it.
+    """
 
-    return run
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._drivers: set[Any] = set()
+
+    @contextmanager
+    def track(self, connection: Connection) -> Iterator[None]:
+        driver = connection.connection.driver_connection
+        with self._lock:
+            self._drivers.add(driver)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._drivers.discard(driver)
+
+    def cancel(self) -> None:
+        with self._lock:
+            drivers = list(self._drivers)
+        for driver in drivers:
+            cancel_query(driver)
+
+
+def _read_usage_ahead(engine: Engine, config: ClghubConfig, day: date) -> UsageReadAhead | None:
+    """The usage read ahead for ``day``, where the store allows it; ``None`` otherwise."""
+    if not UsageReadAhead.available(engine):
+        return None
+    try:
+        return UsageReadAhead(engine, config, day)
+    except Exception as exc:  # the value score reads the usage itself
+        log.warning("usage not read ahead: %s", exc)
+        return None
 
 
 def _run_step(
-    engine: Engine, config: ClghubConfig, name: str, compute: Workflow, as_of: date
+    engine: Engine,
+    config: ClghubConfig,
+    name: str,
+    compute: Callable[..., dict[str, int | float]],
+    as_of: date,
+    *,
+    in_flight: _InFlight | None = None,
+    usage: UsageReadAhead | None = None,
 ) -> StepReport:
     started = time.perf_counter()
-    with engine.begin() as connection:
+    # Waited for before the step's transaction: on SQLite that holds the write lock.
+    extra: dict[str, Any] = {"usage_rows": usage.rows()} if usage is not None else {}
+    with (
+        engine.connect() as connection,
+        in_flight.track(connection) if in_flight is not None else nullcontext(),
+        connection.begin(),
+    ):
         if connection.dialect.name == "postgresql":
+            # Shared on the steps it reads, then its own: another run cannot
+            # rewrite what this step reads while it reads it. Always in STEPS
+            # order (what a step reads comes before it), so never a deadlock.
+            for read in sorted(_STEP_INDEX[other] for other in READS[name]):
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock_shared(:key, :step)"),
+                    {"key": _SCORE_LOCK_KEY, "step": read},
+                )
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(:key, :step)"),
                 {"key": _SCORE_LOCK_KEY, "step": _STEP_INDEX[name]},
@@ -234,7 +290,7 @@ def _run_step(
             connection.execute(text("SET LOCAL jit = off"))
             # Sorts of a few hundred thousand snapshot rows stay in memory.
             connection.execute(text("SET LOCAL work_mem = '64MB'"))
-        counts = compute(connection, config, as_of)
+        counts = compute(connection, config, as_of, **extra)
     return StepReport(name, as_of, time.perf_counter() - started, counts)
 
 
@@ -271,10 +327,10 @@ def run_score(
         ExitStack() as resources,
     ):
         current = plan[0][0]
-        usage: UsageReadAhead | None = None
-        if UsageReadAhead.available(engine):
-            usage = UsageReadAhead(engine, config, day)
+        usage = _read_usage_ahead(engine, config, day)
+        if usage is not None:
             resources.callback(usage.close)
+        in_flight = _InFlight()
         try:
             workers = _CONCURRENT_STEPS if engine.dialect.name == "postgresql" else 1
             waits_for = _prerequisites(plan)
@@ -292,15 +348,28 @@ def run_score(
                             continue
                         pending.remove(index)
                         name, step_day = plan[index]
-                        workflow = _load(modules[name])
-                        if name == _HISTORY_STEP and step_day == day and usage is not None:
-                            workflow = _with_usage(workflow, usage)
-                        label = name if step_day == day else f"{name} {step_day.isoformat()}"
-                        future = pool.submit(_run_step, engine, config, name, workflow, step_day)
-                        running[future] = (index, label)
+                        current = name if step_day == day else f"{name} {step_day.isoformat()}"
+                        future = pool.submit(
+                            _run_step,
+                            engine,
+                            config,
+                            name,
+                            _load(modules[name]),
+                            step_day,
+                            in_flight=in_flight,
+                            usage=usage if (name, step_day) == (_HISTORY_STEP, day) else None,
+                        )
+                        running[future] = (index, current)
                     if not running:
                         break  # a step failed: what had not started stays undone
-                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    try:
+                        finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    except BaseException:
+                        # Stopped (Ctrl-C, SIGTERM): the running steps roll back.
+                        in_flight.cancel()
+                        if usage is not None:
+                            usage.cancel()
+                        raise
                     for future in sorted(finished, key=lambda f: running[f][0]):
                         index, label = running.pop(future)
                         error = future.exception()

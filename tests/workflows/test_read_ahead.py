@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, create_engine, delete, select
+from sqlalchemy.pool import NullPool
 
 from clghub.store.engine import create_store_engine
 from clghub.store.models import table_of
@@ -70,9 +71,12 @@ def test_a_failed_read_leaves_the_step_to_read_the_usage(
     with caplog.at_level(logging.WARNING, logger="clghub.workflows.read_ahead"):
         assert ahead.rows() is None
     ahead.close()
+    unmigrated.dispose()
     assert "the value score reads it itself" in caplog.text
 
 
 def test_a_store_in_memory_is_not_read_ahead() -> None:
     assert not UsageReadAhead.available(create_store_engine("sqlite://"))
     assert not UsageReadAhead.available(create_store_engine("sqlite:///:memory:"))
+    shared = "sqlite:///file:scratch?mode=memory&cache=shared&uri=true"
+    assert not UsageReadAhead.available(create_engine(shared, poolclass=NullPool))

@@ -17,6 +17,7 @@ from clghub.export import export_rows
 from clghub.store.engine import create_store_engine
 from clghub.store.migrate import upgrade
 from clghub.store.models import JobRun, table_of
+from clghub.store.revenue import Retention
 from clghub.store.value import Play, TimeToValue, ValueScore
 from clghub.workflows import score as score_module
 from clghub.workflows.score import (
@@ -242,6 +243,7 @@ def test_a_step_starts_only_after_the_steps_it_reads(
     """Every step waits for what it reads; on PostgreSQL, steps that don't read each other overlap."""
     book(engine)
     spans: dict[str, tuple[float, float]] = {}
+    given: dict[str, set[str]] = {}
     load = score_module._load
 
     def timed(module: str) -> Any:
@@ -250,6 +252,7 @@ def test_a_step_starts_only_after_the_steps_it_reads(
 
         def run(connection: Any, settings: Any, day: date, **kwargs: Any) -> Any:
             started = time.monotonic()
+            given[name] = set(kwargs)
             if name in ("retention", "time_to_value", "clv"):
                 time.sleep(0.3)  # long enough for the three to meet, when they may
             counts = compute(connection, settings, day, **kwargs)
@@ -263,6 +266,8 @@ def test_a_step_starts_only_after_the_steps_it_reads(
 
     assert report.status == "ok"
     assert [step.name for step in report.steps] == [name for name, _ in STEPS]
+    # The value score takes the usage read ahead; no other step is given anything.
+    assert given == {name: {"usage_rows"} if name == "value_score" else set() for name in spans}
     for name, reads in READS.items():
         for before in reads:
             assert spans[before][1] <= spans[name][0], f"{name} started before {before} ended"
@@ -301,3 +306,50 @@ def test_two_runs_at_once_take_turns_step_by_step(pg_url: str) -> None:
         assert [j["status"] for j in jobs(engine)] == ["ok", "ok"]
     finally:
         engine.dispose()
+
+
+def test_a_stop_cancels_the_steps_in_flight(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C or SIGTERM reach the main thread: the running steps are cancelled and roll back."""
+    book(engine)
+    load = score_module._load
+    long_query = (
+        "SELECT pg_sleep(60)"
+        if engine.dialect.name == "postgresql"
+        else "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+        "WHERE x < 5000000000) SELECT count(*) FROM c"
+    )
+
+    def stalling(module: str) -> Any:
+        compute = load(module)
+        if module != dict(STEPS)["retention"]:
+            return compute
+
+        def run(connection: Any, settings: Any, day: date, **kwargs: Any) -> Any:
+            counts = compute(connection, settings, day, **kwargs)  # written, not committed
+            connection.execute(text(long_query))
+            return counts
+
+        return run
+
+    real_wait = score_module.wait
+
+    def stop_once_retention_runs(futures: Any, **kwargs: Any) -> Any:
+        finished, waiting = real_wait(futures, timeout=2.0, return_when=kwargs["return_when"])
+        if not finished:
+            raise KeyboardInterrupt
+        return finished, waiting
+
+    monkeypatch.setattr(score_module, "_load", stalling)
+    monkeypatch.setattr(score_module, "wait", stop_once_retention_runs)
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_score(engine, config(), as_of=D)
+
+    assert time.monotonic() - started < 30  # cancelled, not waited for
+    assert count(engine, Retention) == 0  # the cancelled step rolled back
+    [job] = jobs(engine)
+    assert job["status"] == "stopped"
+    assert "arr" in job["counts"]["steps"]
+    assert "retention" not in job["counts"]["steps"]
