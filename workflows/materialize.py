@@ -29,7 +29,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
-__all__ = ["CreateTemporaryTableAs", "Query", "analyze", "temporary_result", "temporary_rows"]
+__all__ = ["CreateTemporaryTableAs", "Query", "analyze", "temporary_result"]
 
 Query = Select[Any] | CompoundSelect[Any]
 
@@ -61,45 +61,22 @@ def analyze(connection: Connection, table: Table) -> None:
 
 @contextmanager
 def temporary_result(
-    connection: Connection, name: str, query: Query, *, index: tuple[str, ...] = ("account_id",)
+    connection: Connection,
+    name: str,
+    query: Query,
+    *,
+    index: tuple[str, ...] = ("account_id",),
+    rows: Sequence[Row[Any]] | None = None,
 ) -> Iterator[Table]:
     """The rows of ``query`` in an analyzed temporary table, for the ``with`` block.
 
     ``index`` names the columns later joins look rows up by (an empty tuple
     for none): without it SQLite may scan the whole table for every row of
-    the other side of a join.
+    the other side of a join. ``rows``: the query's rows read already (on
+    another connection); the table still takes its columns and their types
+    from ``query`` (run with ``LIMIT 0``), then the rows go in (PostgreSQL:
+    ``COPY``).
     """
-    with _temporary(connection, name, query, None, index) as table:
-        yield table
-
-
-@contextmanager
-def temporary_rows(
-    connection: Connection,
-    name: str,
-    query: Query,
-    rows: Sequence[Row[Any]],
-    *,
-    index: tuple[str, ...] = ("account_id",),
-) -> Iterator[Table]:
-    """:func:`temporary_result` for rows of ``query`` read already (on another connection).
-
-    The table takes its columns and their types from ``query`` itself (run
-    with ``LIMIT 0``), so it is the very table :func:`temporary_result`
-    would make; then ``rows`` go in (PostgreSQL: ``COPY``).
-    """
-    with _temporary(connection, name, query, rows, index) as table:
-        yield table
-
-
-@contextmanager
-def _temporary(
-    connection: Connection,
-    name: str,
-    query: Query,
-    rows: Sequence[Row[Any]] | None,
-    index: tuple[str, ...],
-) -> Iterator[Table]:
     quoted = connection.dialect.identifier_preparer.quote(name)
     # A step that failed earlier on this connection may have left it behind.
     connection.execute(text(f"DROP TABLE IF EXISTS {quoted}"))

@@ -121,5 +121,5 @@ class UsageReadAhead:
         self.cancel()
         self._thread.join()
         self._rows = None
-        if self._engine is not None and self._dialect == "sqlite":
+        if self._dialect == "sqlite":
             self._engine.dispose()

@@ -77,7 +77,7 @@ from clghub.config.models import ClghubConfig
 from clghub.store.models import table_of, utcnow
 from clghub.store.sqlfuncs import json_object_agg, round_half_away
 from clghub.store.value import ValueDriver, ValueScore
-from clghub.workflows.materialize import temporary_result, temporary_rows
+from clghub.workflows.materialize import temporary_result
 from clghub.workflows.read_ahead import usage_query
 from clghub.workflows.sql_numbers import rounded
 from clghub.workflows.value_drivers import (
@@ -417,18 +417,18 @@ def compute(
     with ExitStack() as stack:
 
         def stored(
-            name: str, query: Select[Any], index: tuple[str, ...] = ("account_id",)
+            name: str,
+            query: Select[Any],
+            index: tuple[str, ...] = ("account_id",),
+            rows: Sequence[Row[Any]] | None = None,
         ) -> Table:
-            return stack.enter_context(temporary_result(connection, name, query, index=index))
+            return stack.enter_context(
+                temporary_result(connection, name, query, index=index, rows=rows)
+            )
 
         customers = stored("value_customers", current_customers(config, as_of))
-        usage_totals = usage_query(connection.dialect.name, config, as_of)
-        usage = (
-            stored("value_usage", usage_totals)
-            if usage_rows is None
-            else stack.enter_context(
-                temporary_rows(connection, "value_usage", usage_totals, usage_rows)
-            )
+        usage = stored(
+            "value_usage", usage_query(connection.dialect.name, config, as_of), rows=usage_rows
         )
         inputs = stored(
             "value_inputs",
